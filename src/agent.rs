@@ -1,0 +1,222 @@
+//! Wiring: builds the probes a config asks for, runs them with the HTTP server,
+//! and handles signals (TERM/INT drain and exit, HUP reloads the config).
+
+use crate::config::{Config, ConfigSource, RuntimeConfig};
+use crate::health::Health;
+use crate::metrics::{Metrics, NodeLabels};
+use crate::probe::kubelet::{on_kubernetes_node, KubeletProbe};
+use crate::probe::runtime::docker::DockerClient;
+use crate::probe::runtime::{detect, RuntimeClient, RuntimeProbe};
+use crate::probe::Probe;
+use crate::scheduler::{Scheduler, Sinks};
+use crate::server::{self, AppState};
+use crate::status::StatusBoard;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Everything one config produces: the probes to schedule.
+pub struct Built {
+    pub probes: Vec<Arc<dyn Probe>>,
+    pub runtimes: Vec<RuntimeConfig>,
+}
+
+/// The runtimes to probe: the configured ones, else those detected on the host.
+pub fn runtimes_of(config: &Config) -> Vec<RuntimeConfig> {
+    if config.runtimes.is_empty() {
+        detect::detect_host()
+    } else {
+        config.runtimes.clone()
+    }
+}
+
+/// Builds every enabled probe of `config`. Probes that cannot be built (an
+/// unusable endpoint from the environment) are logged and skipped.
+pub fn build(config: &Config, metrics: &Metrics) -> Built {
+    let mut probes: Vec<Arc<dyn Probe>> = Vec::new();
+    let runtimes = runtimes_of(config);
+    if runtimes.is_empty() {
+        tracing::warn!(
+            "no container runtime socket found and none configured; runtime probes are off"
+        );
+    }
+    for rt in &runtimes {
+        match runtime_probe(rt, config, metrics) {
+            Ok(p) => probes.push(Arc::new(p)),
+            Err(e) => tracing::error!(runtime = %rt.kind, error = %e, "runtime not probed"),
+        }
+    }
+    let k = &config.kubelet;
+    let kubelet_on = k
+        .enabled
+        .unwrap_or_else(|| on_kubernetes_node(|v| std::env::var(v).ok()));
+    if kubelet_on {
+        match KubeletProbe::new(&k.url, k.interval, k.timeout, metrics.kubelet.clone()) {
+            Ok(p) => probes.push(Arc::new(p)),
+            Err(e) => tracing::error!(error = %e, "kubelet not probed"),
+        }
+    }
+    Built { probes, runtimes }
+}
+
+fn runtime_probe(
+    rt: &RuntimeConfig,
+    config: &Config,
+    metrics: &Metrics,
+) -> Result<RuntimeProbe, String> {
+    let socket = crate::endpoint::socket_path(&rt.endpoint)?;
+    // A request that missed its deadline may still prove the runtime alive until
+    // a hang would be declared; after that it no longer matters.
+    let late_window = config.remediation.hang_after.max(rt.timeout * 2);
+    let client: Arc<dyn RuntimeClient> = match rt.kind {
+        crate::config::RuntimeKind::Docker => Arc::new(DockerClient::new(socket, late_window)),
+        other => {
+            return Err(format!(
+                "the {other} runtime is not supported by this build"
+            ))
+        }
+    };
+    Ok(RuntimeProbe::new(
+        client,
+        rt.interval,
+        rt.timeout,
+        late_window,
+        metrics.runtime.clone(),
+    ))
+}
+
+/// `nodevitals_node_info` labels, read from the host.
+pub fn node_labels(config: &Config, runtimes: &[RuntimeConfig]) -> NodeLabels {
+    let proc = &config.paths.proc;
+    let read = |rel: &str| {
+        std::fs::read_to_string(proc.join(rel))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let node = std::env::var("NODE_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| read("sys/kernel/hostname"));
+    let mut kinds: Vec<&str> = runtimes.iter().map(|r| r.kind.as_str()).collect();
+    kinds.sort_unstable();
+    NodeLabels {
+        node,
+        kernel: read("sys/kernel/osrelease"),
+        cgroup_version: cgroup_version(&config.paths.cgroup).to_owned(),
+        runtime: if kinds.is_empty() {
+            "none".into()
+        } else {
+            kinds.join(",")
+        },
+    }
+}
+
+/// `v2` (unified), `hybrid` (v1 controllers plus a unified mount) or `v1`.
+pub fn cgroup_version(root: &Path) -> &'static str {
+    if root.join("cgroup.controllers").exists() {
+        "v2"
+    } else if root.join("unified").join("cgroup.controllers").exists() {
+        "hybrid"
+    } else {
+        "v1"
+    }
+}
+
+/// How long SIGTERM may take before the agent exits regardless.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+pub struct Agent {
+    source: ConfigSource,
+    config: Config,
+    metrics: Arc<Metrics>,
+    status: Arc<StatusBoard>,
+    health: Arc<Health>,
+}
+
+impl Agent {
+    pub fn new(source: ConfigSource, config: Config) -> Self {
+        Self {
+            source,
+            config,
+            metrics: Arc::new(Metrics::new()),
+            status: Arc::new(StatusBoard::default()),
+            health: Arc::new(Health::default()),
+        }
+    }
+
+    fn sinks(&self) -> Sinks {
+        Sinks {
+            metrics: self.metrics.agent.clone(),
+            status: Arc::clone(&self.status),
+            health: Arc::clone(&self.health),
+        }
+    }
+
+    fn start(&self) -> Scheduler {
+        let built = build(&self.config, &self.metrics);
+        self.metrics
+            .agent
+            .set_node_info(node_labels(&self.config, &built.runtimes));
+        let names: Vec<&str> = built.probes.iter().map(|p| p.name()).collect();
+        tracing::info!(probes = ?names, "probes scheduled");
+        Scheduler::start(built.probes, self.sinks(), true)
+    }
+
+    /// Serves and probes until SIGTERM or SIGINT.
+    pub async fn run(mut self, listener: TcpListener) -> std::io::Result<()> {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let state = AppState {
+            metrics: Arc::clone(&self.metrics),
+            status: Arc::clone(&self.status),
+            health: Arc::clone(&self.health),
+        };
+        tracing::info!(listen = %listener.local_addr()?, "serving /metrics /healthz /readyz /status");
+        let server = tokio::spawn(server::serve(listener, state));
+        let mut scheduler = self.start();
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    if self.reload() {
+                        scheduler.stop();
+                        scheduler = self.start();
+                    }
+                }
+            }
+        }
+        tracing::info!("shutting down");
+        scheduler.stop();
+        server.abort();
+        Ok(())
+    }
+
+    /// Loads the config again; an invalid file is rejected and the current one
+    /// stays in force. Returns whether the new config was applied.
+    fn reload(&mut self) -> bool {
+        match Config::load(&self.source) {
+            Ok(new) => {
+                if new.server.listen != self.config.server.listen {
+                    tracing::warn!(
+                        current = %self.config.server.listen,
+                        configured = %new.server.listen,
+                        "server.listen changes take effect on restart only"
+                    );
+                }
+                self.config = new;
+                self.metrics.agent.count_reload(true);
+                tracing::info!(path = %self.source.path().display(), "config reloaded");
+                true
+            }
+            Err(e) => {
+                self.metrics.agent.count_reload(false);
+                tracing::error!(error = %e, "config reload rejected; keeping the last good config");
+                false
+            }
+        }
+    }
+}

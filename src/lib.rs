@@ -1,0 +1,13 @@
+//! nodevitals: a node-level health agent for Kubernetes nodes and bare container
+//! hosts. See README.md for the contract; `main.rs` is only the command line.
+
+pub mod agent;
+pub mod config;
+pub mod endpoint;
+pub mod health;
+pub mod metrics;
+pub mod once;
+pub mod probe;
+pub mod scheduler;
+pub mod server;
+pub mod status;

@@ -1,0 +1,57 @@
+//! The metrics registry. Every metric name and help text lives in this module
+//! (one file per area); probes get typed handles and never touch the registry.
+
+mod agent;
+mod runtime;
+
+pub use agent::{AgentMetrics, NodeLabels};
+pub use runtime::{KubeletMetrics, RuntimeMetrics};
+
+use prometheus_client::registry::Registry;
+
+/// Latency buckets for requests to local daemons: sub-millisecond to a minute.
+pub(crate) const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+pub(crate) fn latency_histogram() -> prometheus_client::metrics::histogram::Histogram {
+    prometheus_client::metrics::histogram::Histogram::new(LATENCY_BUCKETS.iter().copied())
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub agent: AgentMetrics,
+    pub runtime: RuntimeMetrics,
+    pub kubelet: KubeletMetrics,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("nodevitals");
+        let agent = AgentMetrics::register(&mut registry);
+        let runtime = RuntimeMetrics::register(&mut registry);
+        let kubelet = KubeletMetrics::register(&mut registry);
+        Self {
+            registry,
+            agent,
+            runtime,
+            kubelet,
+        }
+    }
+
+    /// The OpenMetrics text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,134 @@
+//! Docker Engine API client (bollard over the unix socket): `_ping`, then the
+//! container list that `docker ps -a` performs, counted by state.
+
+use super::classify::classify_error;
+use super::{Answer, CallError, CallFuture, Operation, RuntimeClient};
+use crate::config::RuntimeKind;
+use crate::probe::Outcome;
+use bollard::query_parameters::ListContainersOptions;
+use bollard::{ClientVersion, Docker};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Docker's closed set of container states, all exported so series exist at start.
+pub const STATES: &[&str] = &[
+    "created",
+    "running",
+    "paused",
+    "restarting",
+    "removing",
+    "exited",
+    "dead",
+];
+
+/// API 1.41 (Docker 20.10) is understood by every engine still in support, so no
+/// version negotiation round trip is needed.
+const API_VERSION: ClientVersion = ClientVersion {
+    major_version: 1,
+    minor_version: 41,
+};
+
+pub struct DockerClient {
+    socket: PathBuf,
+    docker: Result<Docker, String>,
+}
+
+impl DockerClient {
+    /// `request_bound` caps how long any request may run, late answers included.
+    pub fn new(socket: PathBuf, request_bound: Duration) -> Self {
+        let docker = Docker::connect_with_unix(
+            &socket.to_string_lossy(),
+            request_bound.as_secs().max(1),
+            &API_VERSION,
+        )
+        .map_err(|e| e.to_string());
+        Self { socket, docker }
+    }
+}
+
+impl RuntimeClient for DockerClient {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Docker
+    }
+
+    fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    fn operations(&self) -> &'static [Operation] {
+        &[Operation::Ping, Operation::ListContainers]
+    }
+
+    fn call(&self, op: Operation) -> CallFuture {
+        let socket = self.socket.clone();
+        let docker = self.docker.clone();
+        Box::pin(async move {
+            let docker = docker.map_err(|message| CallError {
+                outcome: Outcome::Misconfigured,
+                answered: false,
+                message,
+            })?;
+            let fail = |e: bollard::errors::Error| to_call_error(e, &socket);
+            match op {
+                Operation::Ping => docker.ping().await.map(|_| Answer::Alive).map_err(fail),
+                _ => {
+                    let opts = ListContainersOptions {
+                        all: true,
+                        ..Default::default()
+                    };
+                    let list = docker.list_containers(Some(opts)).await.map_err(fail)?;
+                    Ok(Answer::Containers(count_states(
+                        list.iter()
+                            .filter_map(|c| c.state.as_ref().map(|s| s.to_string())),
+                    )))
+                }
+            }
+        })
+    }
+}
+
+fn to_call_error(e: bollard::errors::Error, socket: &Path) -> CallError {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => CallError {
+            outcome: Outcome::Error,
+            answered: true,
+            message: format!("dockerd answered {status_code}: {message}"),
+        },
+        other => classify_error(&other, socket),
+    }
+}
+
+/// Counts containers per state, over Docker's full state set (zeros included).
+fn count_states(states: impl Iterator<Item = String>) -> Vec<(&'static str, u64)> {
+    let mut counts: Vec<(&'static str, u64)> = STATES.iter().map(|s| (*s, 0)).collect();
+    for state in states {
+        if let Some(slot) = counts
+            .iter_mut()
+            .find(|(s, _)| s.eq_ignore_ascii_case(&state))
+        {
+            slot.1 += 1;
+        }
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_cover_every_state() {
+        let c = count_states(
+            ["running", "running", "exited", "bogus"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+        assert_eq!(c.len(), STATES.len());
+        assert!(c.contains(&("running", 2)));
+        assert!(c.contains(&("exited", 1)));
+        assert!(c.contains(&("dead", 0)));
+    }
+}

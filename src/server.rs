@@ -1,0 +1,125 @@
+//! The HTTP server (hyper 1, HTTP/1.1): `/metrics`, `/healthz`, `/readyz`,
+//! `/status`, `/`. Read-only: no endpoint changes state.
+
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::status::StatusBoard;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// Connections served at once; more wait in the accept queue. Caps the memory a
+/// scrape storm can cost.
+const MAX_CONNECTIONS: usize = 64;
+/// A client that does not send its headers in this time is dropped.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct AppState {
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<StatusBoard>,
+    pub health: Arc<Health>,
+}
+
+/// Serves on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, state: AppState) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            return;
+        };
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                // Out of file descriptors and the like: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(&state, &req)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+fn route(state: &AppState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
+    }
+    match req.uri().path() {
+        "/metrics" => with_type(
+            text(StatusCode::OK, state.metrics.encode()),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+        "/healthz" => {
+            let stuck = state.health.stuck();
+            if stuck.is_empty() {
+                text(StatusCode::OK, "ok\n".into())
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("probe loops stuck: {}\n", stuck.join(", ")),
+                )
+            }
+        }
+        "/readyz" => {
+            let pending = state.health.not_ready();
+            if pending.is_empty() {
+                text(StatusCode::OK, "ready\n".into())
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("waiting for first run of: {}\n", pending.join(", ")),
+                )
+            }
+        }
+        "/status" => {
+            let body = serde_json::to_string_pretty(&state.status.to_json()).unwrap_or_default();
+            with_type(text(StatusCode::OK, body + "\n"), "application/json")
+        }
+        "/" => with_type(
+            text(StatusCode::OK, INDEX.into()),
+            "text/html; charset=utf-8",
+        ),
+        _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
+    }
+}
+
+const INDEX: &str = "<!doctype html><html><head><title>nodevitals</title></head><body>\
+<h1>nodevitals</h1><ul>\
+<li><a href=\"/metrics\">/metrics</a> Prometheus metrics</li>\
+<li><a href=\"/status\">/status</a> probe and remediation status (JSON)</li>\
+<li><a href=\"/healthz\">/healthz</a> liveness</li>\
+<li><a href=\"/readyz\">/readyz</a> readiness</li>\
+</ul></body></html>\n";
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    with_type(resp, "text/plain; charset=utf-8")
+}
+
+fn with_type(mut resp: Response<Full<Bytes>>, content_type: &'static str) -> Response<Full<Bytes>> {
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
