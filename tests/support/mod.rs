@@ -1,0 +1,262 @@
+//! Test support: real daemons on private sockets, the agent binary, and helpers
+//! to read its HTTP endpoints. Every daemon started here is stopped by PID when
+//! its guard drops, however the test ends.
+#![allow(dead_code)] // each integration test binary uses a different subset
+
+pub mod dockerd;
+pub mod process;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A scratch directory under /tmp with a short path (unix socket paths are
+/// limited to 108 bytes), removed on drop.
+pub fn short_tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("nv-{prefix}-"))
+        .tempdir_in("/tmp")
+        .expect("create temp dir under /tmp")
+}
+
+/// The agent binary, running with a config file of the test's making and
+/// listening on an ephemeral loopback port.
+pub struct AgentProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub config_path: PathBuf,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl AgentProcess {
+    /// Starts `nodevitals --config <dir>/config.toml --listen 127.0.0.1:0 [extra]`.
+    pub fn start(dir: &Path, config: &str, extra: &[&str]) -> AgentProcess {
+        Self::start_with(dir, config, extra, |_| {})
+    }
+
+    pub fn start_with(
+        dir: &Path,
+        config: &str,
+        extra: &[&str],
+        customise: impl FnOnce(&mut Command),
+    ) -> AgentProcess {
+        let config_path = dir.join("config.toml");
+        std::fs::write(&config_path, config).expect("write agent config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodevitals"));
+        cmd.arg("--config")
+            .arg(&config_path)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("NODEVITALS_LOG", "nodevitals=debug,info")
+            .env_remove("NODE_NAME")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("DOCKER_HOST")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        customise(&mut cmd);
+        let mut child = cmd.spawn().expect("start nodevitals");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("agent stderr");
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut agent = AgentProcess {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            config_path,
+            logs,
+        };
+        let mut addr = None;
+        wait_until(Duration::from_secs(20), "the agent to listen", || {
+            if let Ok(Some(status)) = agent.child.try_wait() {
+                panic!("agent exited with {status}: {}", agent.logs());
+            }
+            addr = agent
+                .logs
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|l| listen_addr(l));
+            addr.is_some()
+        });
+        agent.addr = addr.unwrap();
+        agent
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.addr, path).unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.logs()))
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200, "GET /metrics");
+        Metrics::parse(&body)
+    }
+
+    /// Waits until the scraped metrics satisfy `cond`, returning that scrape.
+    pub fn wait_metrics(
+        &self,
+        timeout: Duration,
+        what: &str,
+        cond: impl Fn(&Metrics) -> bool,
+    ) -> Metrics {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let m = self.metrics();
+            if cond(&m) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}\nlast scrape:\n{}\nagent log:\n{}",
+                m.text,
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        process::signal(self.pid(), sig);
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn listen_addr(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listen=")? + "listen=".len()..];
+    rest.split_whitespace()
+        .next()?
+        .trim_matches('"')
+        .parse()
+        .ok()
+}
+
+/// A minimal HTTP/1.1 GET with a 5 s deadline on every socket operation.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad response: {raw:.200}")))?;
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// One scrape, parsed into samples.
+pub struct Metrics {
+    pub text: String,
+    samples: Vec<(String, BTreeMap<String, String>, f64)>,
+}
+
+impl Metrics {
+    pub fn parse(text: &str) -> Metrics {
+        let mut samples = Vec::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let (series, value) = match line.rsplit_once(' ') {
+                Some(p) => p,
+                None => continue,
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let (name, labels) = match series.split_once('{') {
+                Some((n, rest)) => (n.to_owned(), parse_labels(rest.trim_end_matches('}'))),
+                None => (series.to_owned(), BTreeMap::new()),
+            };
+            samples.push((name, labels, value));
+        }
+        Metrics {
+            text: text.to_owned(),
+            samples,
+        }
+    }
+
+    /// The value of the one sample named `name` whose labels include `labels`.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.all(name, labels).first().copied()
+    }
+
+    /// Every sample named `name` whose labels include `labels`.
+    pub fn all(&self, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
+        self.samples
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(_, _, v)| *v)
+            .collect()
+    }
+
+    pub fn has(&self, name: &str, labels: &[(&str, &str)]) -> bool {
+        !self.all(name, labels).is_empty()
+    }
+}
+
+fn parse_labels(s: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = s;
+    while let Some(eq) = rest.find("=\"") {
+        let key = rest[..eq].trim_start_matches(',').trim().to_owned();
+        let after = &rest[eq + 2..];
+        let mut end = 0;
+        let bytes = after.as_bytes();
+        while end < bytes.len() && !(bytes[end] == b'"' && (end == 0 || bytes[end - 1] != b'\\')) {
+            end += 1;
+        }
+        out.insert(key, after[..end].to_owned());
+        rest = after.get(end + 1..).unwrap_or("");
+    }
+    out
+}
