@@ -5,6 +5,8 @@ use crate::config::{Config, ConfigSource, RuntimeConfig};
 use crate::health::Health;
 use crate::metrics::{Metrics, NodeLabels};
 use crate::probe::kubelet::{on_kubernetes_node, KubeletProbe};
+use crate::config::RuntimeKind;
+use crate::probe::runtime::cri::CriClient;
 use crate::probe::runtime::docker::DockerClient;
 use crate::probe::runtime::{detect, RuntimeClient, RuntimeProbe};
 use crate::probe::Probe;
@@ -71,11 +73,9 @@ fn runtime_probe(
     // a hang would be declared; after that it no longer matters.
     let late_window = config.remediation.hang_after.max(rt.timeout * 2);
     let client: Arc<dyn RuntimeClient> = match rt.kind {
-        crate::config::RuntimeKind::Docker => Arc::new(DockerClient::new(socket, late_window)),
-        other => {
-            return Err(format!(
-                "the {other} runtime is not supported by this build"
-            ))
+        RuntimeKind::Docker => Arc::new(DockerClient::new(socket, late_window)),
+        kind @ (RuntimeKind::Containerd | RuntimeKind::Crio) => {
+            Arc::new(CriClient::new(kind, socket, late_window))
         }
     };
     Ok(RuntimeProbe::new(

@@ -57,6 +57,7 @@ pub struct RuntimeMetrics {
     requests: Family<RequestLabels, Counter>,
     late_answers: Family<OperationLabels, Counter>,
     containers: Family<StateLabels, Gauge>,
+    pod_sandboxes: Family<StateLabels, Gauge>,
     condition: Family<ConditionLabels, Gauge>,
 }
 
@@ -69,6 +70,7 @@ impl RuntimeMetrics {
             requests: Family::default(),
             late_answers: Family::default(),
             containers: Family::default(),
+            pod_sandboxes: Family::default(),
             condition: Family::default(),
         };
         r.register(
@@ -100,6 +102,11 @@ impl RuntimeMetrics {
             "runtime_containers",
             "Containers known to the runtime by state",
             m.containers.clone(),
+        );
+        r.register(
+            "runtime_pod_sandboxes",
+            "Pod sandboxes known to a CRI runtime by state (ready, notready)",
+            m.pod_sandboxes.clone(),
         );
         r.register(
             "runtime_condition",
@@ -174,14 +181,11 @@ impl RuntimeMetrics {
     }
 
     pub fn set_containers(&self, kind: RuntimeKind, states: &[(&'static str, u64)]) {
-        for (state, n) in states {
-            self.containers
-                .get_or_create(&StateLabels {
-                    runtime: kind.as_str(),
-                    state,
-                })
-                .set(i64::try_from(*n).unwrap_or(i64::MAX));
-        }
+        set_counts(&self.containers, kind, states);
+    }
+
+    pub fn set_sandboxes(&self, kind: RuntimeKind, states: &[(&'static str, u64)]) {
+        set_counts(&self.pod_sandboxes, kind, states);
     }
 
     pub fn set_conditions(&self, kind: RuntimeKind, conditions: &[(String, bool)]) {
@@ -193,6 +197,21 @@ impl RuntimeMetrics {
                 })
                 .set(i64::from(*value));
         }
+    }
+}
+
+fn set_counts(
+    family: &Family<StateLabels, Gauge>,
+    kind: RuntimeKind,
+    states: &[(&'static str, u64)],
+) {
+    for (state, n) in states {
+        family
+            .get_or_create(&StateLabels {
+                runtime: kind.as_str(),
+                state,
+            })
+            .set(i64::try_from(*n).unwrap_or(i64::MAX));
     }
 }
 

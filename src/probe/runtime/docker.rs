@@ -2,7 +2,7 @@
 //! container list that `docker ps -a` performs, counted by state.
 
 use super::classify::classify_error;
-use super::{Answer, CallError, CallFuture, Operation, RuntimeClient};
+use super::{count_states, Answer, CallError, CallFuture, Operation, RuntimeClient};
 use crate::config::RuntimeKind;
 use crate::probe::Outcome;
 use bollard::query_parameters::ListContainersOptions;
@@ -78,6 +78,7 @@ impl RuntimeClient for DockerClient {
                     };
                     let list = docker.list_containers(Some(opts)).await.map_err(fail)?;
                     Ok(Answer::Containers(count_states(
+                        STATES,
                         list.iter()
                             .filter_map(|c| c.state.as_ref().map(|s| s.to_string())),
                     )))
@@ -101,20 +102,6 @@ fn to_call_error(e: bollard::errors::Error, socket: &Path) -> CallError {
     }
 }
 
-/// Counts containers per state, over Docker's full state set (zeros included).
-fn count_states(states: impl Iterator<Item = String>) -> Vec<(&'static str, u64)> {
-    let mut counts: Vec<(&'static str, u64)> = STATES.iter().map(|s| (*s, 0)).collect();
-    for state in states {
-        if let Some(slot) = counts
-            .iter_mut()
-            .find(|(s, _)| s.eq_ignore_ascii_case(&state))
-        {
-            slot.1 += 1;
-        }
-    }
-    counts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +109,7 @@ mod tests {
     #[test]
     fn counts_cover_every_state() {
         let c = count_states(
+            STATES,
             ["running", "running", "exited", "bogus"]
                 .iter()
                 .map(|s| s.to_string()),

@@ -6,9 +6,11 @@
 //!
 //! Metrics: `nodevitals_runtime_up`, `_request_duration_seconds`,
 //! `_requests_total`, `_late_answers_total`, `_consecutive_failures`,
-//! `_containers`, `_condition`.
+//! `_containers`, `_pod_sandboxes`, `_condition`.
 
 pub mod classify;
+pub mod cri;
+mod cri_messages;
 pub mod detect;
 pub mod docker;
 
@@ -54,8 +56,28 @@ pub enum Answer {
     Alive,
     /// Container counts by state (every state of the runtime's closed set).
     Containers(Vec<(&'static str, u64)>),
+    /// Pod sandbox counts by state (CRI runtimes).
+    Sandboxes(Vec<(&'static str, u64)>),
     /// Runtime conditions such as CRI `RuntimeReady`.
     Conditions(Vec<(String, bool)>),
+}
+
+/// Counts items per state over a runtime's full, closed state set (zeros
+/// included, so every series exists); states outside the set are not counted.
+pub fn count_states<S: AsRef<str>>(
+    all: &'static [&'static str],
+    seen: impl Iterator<Item = S>,
+) -> Vec<(&'static str, u64)> {
+    let mut counts: Vec<(&'static str, u64)> = all.iter().map(|s| (*s, 0)).collect();
+    for state in seen {
+        if let Some(slot) = counts
+            .iter_mut()
+            .find(|(s, _)| s.eq_ignore_ascii_case(state.as_ref()))
+        {
+            slot.1 += 1;
+        }
+    }
+    counts
 }
 
 /// A failed operation. `answered` is true when the runtime did reply (with an
@@ -205,6 +227,7 @@ impl RuntimeProbe {
                         .map(|(_, n)| *n);
                     self.metrics.set_containers(kind, &states);
                 }
+                Ok(Answer::Sandboxes(states)) => self.metrics.set_sandboxes(kind, &states),
                 Ok(Answer::Conditions(conds)) => self.metrics.set_conditions(kind, &conds),
                 Err(e) => {
                     let outcome = if e.answered && e.outcome == Outcome::Timeout {

@@ -1,0 +1,210 @@
+//! CRI v1 client (tonic over the runtime's unix socket) for containerd and
+//! CRI-O: `Version`, `Status` (the `RuntimeReady` / `NetworkReady` conditions),
+//! `ListPodSandbox` and `ListContainers`, the `crictl version/info/pods/ps -a`
+//! equivalents. Deadlines, outcomes and metrics are the generic
+//! [`RuntimeProbe`](super::RuntimeProbe)'s; this file only speaks the protocol.
+//! It emits no metric itself (its answers feed `nodevitals_runtime_condition`,
+//! `_containers` and `_pod_sandboxes`).
+
+use super::classify::{classify_error, classify_status};
+use super::cri_messages::{self as msg, CONTAINER_STATES, SANDBOX_STATES};
+use super::{count_states, Answer, CallError, CallFuture, Operation, RuntimeClient};
+use crate::config::RuntimeKind;
+use http::uri::PathAndQuery;
+use hyper_util::rt::TokioIo;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// The conditions every CRI runtime must report (CRI `RuntimeStatus` doc); the
+/// closed set of `condition` label values. One the runtime leaves out is 0.
+pub const CONDITIONS: &[&str] = &["RuntimeReady", "NetworkReady"];
+
+pub struct CriClient {
+    kind: RuntimeKind,
+    socket: PathBuf,
+    channel: Channel,
+}
+
+impl CriClient {
+    /// A client whose connection is made on first use and remade after the
+    /// runtime restarts. `request_bound` caps how long any request may run,
+    /// late answers included. Must be called within a tokio runtime.
+    pub fn new(kind: RuntimeKind, socket: PathBuf, request_bound: Duration) -> Self {
+        let path = socket.clone();
+        let connector = tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { UnixStream::connect(path).await.map(TokioIo::new) }
+        });
+        // The URI only fills the HTTP/2 `:authority`; the connector ignores it.
+        let channel = Endpoint::from_static("http://localhost")
+            .connect_timeout(request_bound)
+            .timeout(request_bound)
+            .connect_with_connector_lazy(connector);
+        Self {
+            kind,
+            socket,
+            channel,
+        }
+    }
+}
+
+impl RuntimeClient for CriClient {
+    fn kind(&self) -> RuntimeKind {
+        self.kind
+    }
+
+    fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    fn operations(&self) -> &'static [Operation] {
+        &[
+            Operation::Version,
+            Operation::Status,
+            Operation::ListPodSandbox,
+            Operation::ListContainers,
+        ]
+    }
+
+    fn call(&self, op: Operation) -> CallFuture {
+        let call = Call {
+            channel: self.channel.clone(),
+            socket: self.socket.clone(),
+        };
+        Box::pin(async move {
+            match op {
+                Operation::Status => {
+                    let req = msg::StatusRequest { verbose: false };
+                    let resp: msg::StatusResponse = call.unary(msg::STATUS_PATH, req).await?;
+                    Ok(Answer::Conditions(conditions(&resp)))
+                }
+                Operation::ListPodSandbox => {
+                    let req = msg::ListPodSandboxRequest {};
+                    let resp: msg::ListPodSandboxResponse =
+                        call.unary(msg::LIST_POD_SANDBOX_PATH, req).await?;
+                    let states = resp
+                        .items
+                        .iter()
+                        .map(|s| msg::state_name(SANDBOX_STATES, s.state));
+                    Ok(Answer::Sandboxes(count_states(SANDBOX_STATES, states)))
+                }
+                Operation::ListContainers => {
+                    let req = msg::ListContainersRequest {};
+                    let resp: msg::ListContainersResponse =
+                        call.unary(msg::LIST_CONTAINERS_PATH, req).await?;
+                    let states = resp
+                        .containers
+                        .iter()
+                        .map(|c| msg::state_name(CONTAINER_STATES, c.state));
+                    Ok(Answer::Containers(count_states(CONTAINER_STATES, states)))
+                }
+                // Version is the liveness call; any other operation is not CRI's
+                // and is answered by the same cheap request.
+                _ => {
+                    let req = msg::VersionRequest {
+                        version: msg::CRI_API_VERSION.to_owned(),
+                    };
+                    let _: msg::VersionResponse = call.unary(msg::VERSION_PATH, req).await?;
+                    Ok(Answer::Alive)
+                }
+            }
+        })
+    }
+}
+
+/// One RPC's worth of client state, moved into the request future so it can
+/// outlive its deadline.
+struct Call {
+    channel: Channel,
+    socket: PathBuf,
+}
+
+impl Call {
+    async fn unary<Req, Resp>(self, path: &'static str, req: Req) -> Result<Resp, CallError>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let mut grpc = tonic::client::Grpc::new(self.channel);
+        grpc.ready()
+            .await
+            .map_err(|e| classify_error(&e, &self.socket))?;
+        let codec = tonic::codec::ProstCodec::<Req, Resp>::default();
+        grpc.unary(
+            tonic::Request::new(req),
+            PathAndQuery::from_static(path),
+            codec,
+        )
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|s| classify_status(&s, &self.socket))
+    }
+}
+
+/// The required conditions as the runtime reports them; one it leaves out is
+/// reported false (the runtime did not say it is ready).
+fn conditions(resp: &msg::StatusResponse) -> Vec<(String, bool)> {
+    let reported = resp
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    CONDITIONS
+        .iter()
+        .map(|name| {
+            let status = reported.iter().any(|c| c.r#type == *name && c.status);
+            ((*name).to_owned(), status)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Outcome;
+
+    #[test]
+    fn conditions_are_the_closed_set() {
+        let resp = msg::StatusResponse {
+            status: Some(msg::RuntimeStatus {
+                conditions: vec![
+                    msg::RuntimeCondition {
+                        r#type: "RuntimeReady".into(),
+                        status: true,
+                        ..Default::default()
+                    },
+                    msg::RuntimeCondition {
+                        r#type: "SomethingNew".into(),
+                        status: true,
+                        ..Default::default()
+                    },
+                ],
+            }),
+        };
+        assert_eq!(
+            conditions(&resp),
+            vec![
+                ("RuntimeReady".to_owned(), true),
+                ("NetworkReady".to_owned(), false)
+            ]
+        );
+        assert!(conditions(&msg::StatusResponse::default())
+            .iter()
+            .all(|(_, v)| !v));
+    }
+
+    /// A socket file nobody listens on (a runtime that died without removing
+    /// it) is `refused`: the runtime is down.
+    #[tokio::test]
+    async fn stale_socket_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stale.sock");
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let client = CriClient::new(RuntimeKind::Containerd, path, Duration::from_secs(2));
+        let e = client.call(Operation::Version).await.unwrap_err();
+        assert_eq!(e.outcome, Outcome::Refused, "{}", e.message);
+        assert!(!e.answered);
+    }
+}
