@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each integration test binary uses a different subset
 
 pub mod dockerd;
+pub mod kubelet;
 pub mod process;
 
 use std::collections::BTreeMap;
