@@ -170,3 +170,17 @@ fn endpoints_answer_and_readiness_follows_first_runs() {
         m.text
     );
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = short_tempdir("cli");
+    let agent = AgentProcess::start(dir.path(), QUIET, &["--log-format", "json"]);
+    wait_until(Duration::from_secs(5), "a probe failure logged", || {
+        agent.logs().contains("probe failed")
+    });
+    for line in agent.logs().lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string(), "{line}");
+    }
+}

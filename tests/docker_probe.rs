@@ -152,6 +152,25 @@ fn frozen_dockerd_times_out_without_blocking_the_agent() {
         m.get(UP, DOCKER) == Some(1.0)
             && m.get("nodevitals_runtime_consecutive_failures", DOCKER) == Some(0.0)
     });
+
+    // A request stuck on the frozen socket does not hold up shutdown either.
+    support::process::signal(d.pid(), libc::SIGSTOP);
+    agent.wait_metrics(Duration::from_secs(6), "runtime_up 0 again", |m| {
+        m.get(UP, DOCKER) == Some(0.0)
+    });
+    let mut agent = agent;
+    agent.signal(libc::SIGTERM);
+    let mut code = None;
+    wait_until(
+        Duration::from_secs(6),
+        "agent exit while dockerd is frozen",
+        || {
+            code = agent.child.try_wait().unwrap().map(|s| s.code());
+            code.is_some()
+        },
+    );
+    assert_eq!(code.unwrap(), Some(0), "{}", agent.logs());
+    support::process::signal(d.pid(), libc::SIGCONT);
 }
 
 fn outcome_of(agent: &AgentProcess) -> String {

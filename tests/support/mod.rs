@@ -157,9 +157,13 @@ impl Drop for AgentProcess {
     }
 }
 
+/// The bound address from the agent's "serving" log line, text or JSON format.
 fn listen_addr(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listen=")? + "listen=".len()..];
-    rest.split_whitespace()
+    let key = ["listen=", "\"listen\":"]
+        .iter()
+        .find(|k| line.contains(*k))?;
+    let rest = &line[line.find(key)? + key.len()..];
+    rest.split(|c: char| c.is_whitespace() || c == ',' || c == '}')
         .next()?
         .trim_matches('"')
         .parse()
