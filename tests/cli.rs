@@ -102,16 +102,9 @@ fn sighup_reloads_and_keeps_the_last_good_config() {
         reloads("failure") == 1.0
     });
     assert!(agent.logs().contains("bogus"), "{}", agent.logs());
-    let runs = |m: &support::Metrics| {
-        m.get(
-            "nodevitals_probe_duration_seconds_count",
-            &[("probe", "docker")],
-        )
-        .unwrap_or(0.0)
-    };
-    let before = runs(&agent.metrics());
+    let before = agent.metrics().probe_runs("docker");
     agent.wait_metrics(Duration::from_secs(5), "docker probe still running", |m| {
-        runs(m) >= before + 1.0
+        m.probe_runs("docker") >= before + 1.0
     });
 
     // A valid file that enables the kubelet probe: applied.
@@ -136,12 +129,8 @@ fn sigterm_exits_promptly_and_cleanly() {
     let dir = short_tempdir("cli");
     let mut agent = AgentProcess::start(dir.path(), QUIET, &[]);
     agent.signal(libc::SIGTERM);
-    let mut code = None;
-    wait_until(Duration::from_secs(6), "agent exit after SIGTERM", || {
-        code = agent.child.try_wait().unwrap().map(|s| s.code());
-        code.is_some()
-    });
-    assert_eq!(code.unwrap(), Some(0), "{}", agent.logs());
+    let code = agent.wait_exit(Duration::from_secs(6));
+    assert_eq!(code, Some(0), "{}", agent.logs());
 }
 
 #[test]

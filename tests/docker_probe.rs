@@ -114,14 +114,7 @@ fn frozen_dockerd_times_out_without_blocking_the_agent() {
 
     // While dockerd is frozen, the agent's own endpoints and the other probe
     // answer promptly. Measure a few rounds over several probe intervals.
-    let kubelet_runs = |m: &support::Metrics| {
-        m.get(
-            "nodevitals_probe_duration_seconds_count",
-            &[("probe", "kubelet")],
-        )
-        .unwrap_or(0.0)
-    };
-    let before = kubelet_runs(&agent.metrics());
+    let before = agent.metrics().probe_runs("kubelet");
     let mut slowest = Duration::ZERO;
     let until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < until {
@@ -139,7 +132,7 @@ fn frozen_dockerd_times_out_without_blocking_the_agent() {
     );
     let m = agent.metrics();
     assert!(
-        kubelet_runs(&m) >= before + 2.0,
+        m.probe_runs("kubelet") >= before + 2.0,
         "kubelet probe stalled during the docker hang"
     );
     assert_eq!(m.get("nodevitals_kubelet_up", &[]), Some(1.0));
@@ -247,34 +240,38 @@ fn inaccessible_socket_is_misconfigured() {
     assert!(error.contains("ermission denied"), "{error}");
 }
 
+/// Runs `nodevitals once` with `config`; returns its exit code and table.
+fn once(dir: &std::path::Path, config: &str) -> (Option<i32>, String) {
+    let path = dir.join("once.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nodevitals"))
+        .args(["once", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// `nodevitals once` is the doctor command: a table and an exit code.
 #[test]
 fn once_reports_a_table_and_exit_code() {
     let d = Dockerd::start("probe-once");
     let dir = short_tempdir("once");
-    let good = dir.path().join("good.toml");
-    std::fs::write(&good, config(&d.endpoint(), None)).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nodevitals"))
-        .args(["once", "--config"])
-        .arg(&good)
-        .output()
-        .unwrap();
-    let table = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{table}");
+    let (code, table) = once(dir.path(), &config(&d.endpoint(), None));
+    assert_eq!(code, Some(0), "{table}");
     assert!(
         table.contains("docker") && table.contains(" ok "),
         "{table}"
     );
 
-    let bad = dir.path().join("bad.toml");
     let absent = dir.path().join("absent.sock");
-    std::fs::write(&bad, config(&format!("unix://{}", absent.display()), None)).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nodevitals"))
-        .args(["once", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    let table = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{table}");
+    let (code, table) = once(
+        dir.path(),
+        &config(&format!("unix://{}", absent.display()), None),
+    );
+    assert_eq!(code, Some(1), "{table}");
     assert!(table.contains("refused"), "{table}");
 }
