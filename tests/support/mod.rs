@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each integration test binary uses a different subset
 
 pub mod dockerd;
+pub mod kubelet;
 pub mod process;
 
 use std::collections::BTreeMap;
@@ -147,6 +148,16 @@ impl AgentProcess {
     pub fn signal(&self, sig: i32) {
         process::signal(self.pid(), sig);
     }
+
+    /// Waits for the agent to exit and returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let mut code = None;
+        wait_until(timeout, "the agent to exit", || {
+            code = self.child.try_wait().unwrap().map(|s| s.code());
+            code.is_some()
+        });
+        code.flatten()
+    }
 }
 
 impl Drop for AgentProcess {
@@ -156,9 +167,13 @@ impl Drop for AgentProcess {
     }
 }
 
+/// The bound address from the agent's "serving" log line, text or JSON format.
 fn listen_addr(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listen=")? + "listen=".len()..];
-    rest.split_whitespace()
+    let key = ["listen=", "\"listen\":"]
+        .iter()
+        .find(|k| line.contains(*k))?;
+    let rest = &line[line.find(key)? + key.len()..];
+    rest.split(|c: char| c.is_whitespace() || c == ',' || c == '}')
         .next()?
         .trim_matches('"')
         .parse()
@@ -237,6 +252,15 @@ impl Metrics {
             })
             .map(|(_, _, v)| *v)
             .collect()
+    }
+
+    /// How many runs of `probe` the scheduler has recorded.
+    pub fn probe_runs(&self, probe: &str) -> f64 {
+        self.get(
+            "nodevitals_probe_duration_seconds_count",
+            &[("probe", probe)],
+        )
+        .unwrap_or(0.0)
     }
 
     pub fn has(&self, name: &str, labels: &[(&str, &str)]) -> bool {
