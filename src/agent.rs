@@ -1,11 +1,11 @@
 //! Wiring: builds the probes a config asks for, runs them with the HTTP server,
 //! and handles signals (TERM/INT drain and exit, HUP reloads the config).
 
+use crate::config::RuntimeKind;
 use crate::config::{Config, ConfigSource, RuntimeConfig};
 use crate::health::Health;
 use crate::metrics::{Metrics, NodeLabels};
 use crate::probe::kubelet::{on_kubernetes_node, KubeletProbe};
-use crate::config::RuntimeKind;
 use crate::probe::runtime::cri::CriClient;
 use crate::probe::runtime::docker::DockerClient;
 use crate::probe::runtime::{detect, RuntimeClient, RuntimeProbe};

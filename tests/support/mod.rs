@@ -3,6 +3,7 @@
 //! its guard drops, however the test ends.
 #![allow(dead_code)] // each integration test binary uses a different subset
 
+pub mod containerd;
 pub mod dockerd;
 pub mod kubelet;
 pub mod process;
@@ -26,6 +27,18 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Fails the test, saying which Debian package provides it, when `binary` is
+/// not on PATH.
+pub fn require(binary: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(binary).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{binary} is not installed: run scripts/test.sh (it installs the Debian package {package})"
+    );
 }
 
 /// A scratch directory under /tmp with a short path (unix socket paths are

@@ -157,12 +157,16 @@ mod tests {
     #[test]
     fn grpc_statuses_sent_by_the_runtime_are_answers() {
         let p = Path::new("/run/containerd/containerd.sock");
-        let unimplemented = tonic::Status::unimplemented("unknown service runtime.v1.RuntimeService");
+        let unimplemented =
+            tonic::Status::unimplemented("unknown service runtime.v1.RuntimeService");
         let c = classify_status(&unimplemented, p);
         assert_eq!((c.outcome, c.answered), (Outcome::Misconfigured, true));
         assert!(c.message.contains("CRI plugin"), "{}", c.message);
         let internal = classify_status(&tonic::Status::internal("boom"), p);
-        assert_eq!((internal.outcome, internal.answered), (Outcome::Error, true));
+        assert_eq!(
+            (internal.outcome, internal.answered),
+            (Outcome::Error, true)
+        );
     }
 
     #[test]

@@ -97,7 +97,11 @@ mod tests {
         let kinds: Vec<RuntimeKind> = found.iter().map(|r| r.kind).collect();
         assert_eq!(
             kinds,
-            [RuntimeKind::Docker, RuntimeKind::Containerd, RuntimeKind::Crio]
+            [
+                RuntimeKind::Docker,
+                RuntimeKind::Containerd,
+                RuntimeKind::Crio
+            ]
         );
     }
 }

@@ -1,0 +1,170 @@
+//! End to end against a real containerd (Debian package) over CRI v1: the
+//! agent binary, read over HTTP. CRI-O cannot be installed on the test
+//! machines; its detection and defaults are unit-tested in `src/`.
+
+mod support;
+
+use std::time::Duration;
+use support::containerd::Containerd;
+use support::{short_tempdir, AgentProcess, Metrics};
+use tokio::time::Instant;
+
+const INTERVAL: Duration = Duration::from_secs(1);
+const DEADLINE: Duration = Duration::from_secs(1);
+
+fn config(endpoint: &str) -> String {
+    format!(
+        r#"
+[[runtime]]
+kind = "containerd"
+endpoint = "{endpoint}"
+interval = "1s"
+timeout = "1s"
+
+[remediation]
+enabled = false
+
+[kubelet]
+enabled = false
+
+[dns]
+enabled = false
+
+[cpu]
+enabled = false
+"#
+    )
+}
+
+const UP: &str = "nodevitals_runtime_up";
+const CONTAINERD: &[(&str, &str)] = &[("runtime", "containerd")];
+
+fn requests(m: &Metrics, op: &str, result: &str) -> f64 {
+    m.get(
+        "nodevitals_runtime_requests_total",
+        &[
+            ("runtime", "containerd"),
+            ("operation", op),
+            ("result", result),
+        ],
+    )
+    .unwrap_or(0.0)
+}
+
+fn condition(m: &Metrics, name: &str) -> Option<f64> {
+    m.get(
+        "nodevitals_runtime_condition",
+        &[("runtime", "containerd"), ("condition", name)],
+    )
+}
+
+fn outcome_of(agent: &AgentProcess) -> String {
+    let (_, body) = agent.get("/status");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    status["probes"]["containerd"]["outcome"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn wait_outcome(agent: &AgentProcess, want: &str, timeout: Duration) {
+    support::wait_until(timeout, &format!("outcome {want}"), || {
+        outcome_of(agent) == want
+    });
+}
+
+#[test]
+fn healthy_containerd_is_up_runtime_ready_and_network_not_ready() {
+    let c = Containerd::start("cri-healthy");
+    let dir = short_tempdir("agent");
+    let agent = AgentProcess::start(dir.path(), &config(&c.endpoint()), &[]);
+    let m = agent.wait_metrics(Duration::from_secs(10), "runtime_up 1", |m| {
+        m.get(UP, CONTAINERD) == Some(1.0)
+    });
+    assert_eq!(condition(&m, "RuntimeReady"), Some(1.0), "{}", m.text);
+    // No CNI configuration exists in this containerd's CNI directory.
+    assert_eq!(condition(&m, "NetworkReady"), Some(0.0), "{}", m.text);
+    for op in ["version", "status", "list_pod_sandbox", "list_containers"] {
+        assert!(requests(&m, op, "ok") >= 1.0, "{op} not ok:\n{}", m.text);
+    }
+    for state in ["created", "running", "exited", "unknown"] {
+        assert_eq!(
+            m.get(
+                "nodevitals_runtime_containers",
+                &[("runtime", "containerd"), ("state", state)]
+            ),
+            Some(0.0),
+            "CRI containers in state {state}"
+        );
+    }
+    for state in ["ready", "notready"] {
+        assert_eq!(
+            m.get(
+                "nodevitals_runtime_pod_sandboxes",
+                &[("runtime", "containerd"), ("state", state)]
+            ),
+            Some(0.0)
+        );
+    }
+    assert_eq!(outcome_of(&agent), "ok");
+}
+
+/// A frozen containerd still accepts connections (the kernel queues them) but
+/// never answers: only the per-request deadline catches it.
+#[test]
+fn frozen_containerd_times_out_within_interval_plus_deadline() {
+    let c = Containerd::start("cri-frozen");
+    let dir = short_tempdir("agent");
+    let agent = AgentProcess::start(dir.path(), &config(&c.endpoint()), &[]);
+    agent.wait_metrics(Duration::from_secs(10), "runtime_up 1", |m| {
+        m.get(UP, CONTAINERD) == Some(1.0)
+    });
+    let pid = c.pid().expect("containerd pid");
+    support::process::signal(pid, libc::SIGSTOP);
+    let frozen_at = Instant::now();
+    let m = agent.wait_metrics(Duration::from_secs(6), "runtime_up 0 after SIGSTOP", |m| {
+        m.get(UP, CONTAINERD) == Some(0.0)
+    });
+    let detected = frozen_at.elapsed();
+    // Scrape polling adds up to 100 ms; the scheduler's jitter stays inside
+    // the interval.
+    assert!(
+        detected <= INTERVAL + DEADLINE + Duration::from_millis(500),
+        "hang detected after {detected:?}"
+    );
+    let timeouts: f64 = ["version", "status", "list_pod_sandbox", "list_containers"]
+        .iter()
+        .map(|op| requests(&m, op, "timeout"))
+        .sum();
+    assert!(timeouts >= 1.0, "{}", m.text);
+    assert_eq!(outcome_of(&agent), "timeout");
+    support::process::signal(pid, libc::SIGCONT);
+    agent.wait_metrics(Duration::from_secs(10), "runtime_up 1 after SIGCONT", |m| {
+        m.get(UP, CONTAINERD) == Some(1.0)
+    });
+}
+
+/// A containerd that died without removing its socket is down: `refused`.
+#[test]
+fn killed_containerd_is_refused() {
+    let c = Containerd::start("cri-killed");
+    let dir = short_tempdir("agent");
+    let agent = AgentProcess::start(dir.path(), &config(&c.endpoint()), &[]);
+    wait_outcome(&agent, "ok", Duration::from_secs(10));
+    support::process::signal(c.pid().expect("containerd pid"), libc::SIGKILL);
+    assert!(c.socket.exists(), "SIGKILL leaves the socket file behind");
+    wait_outcome(&agent, "refused", Duration::from_secs(6));
+}
+
+/// A containerd without its CRI plugin answers `Unimplemented`: the agent is
+/// pointed at the wrong thing (misconfigured, never remediated), and the
+/// runtime is not reported down for it.
+#[test]
+fn containerd_without_cri_is_misconfigured() {
+    let c = Containerd::start_without_cri("cri-off");
+    let dir = short_tempdir("agent");
+    let agent = AgentProcess::start(dir.path(), &config(&c.endpoint()), &[]);
+    wait_outcome(&agent, "misconfigured", Duration::from_secs(10));
+    let (_, body) = agent.get("/status");
+    assert!(body.contains("CRI plugin"), "{body}");
+}
