@@ -58,6 +58,7 @@ pub struct RuntimeMetrics {
     late_answers: Family<OperationLabels, Counter>,
     containers: Family<StateLabels, Gauge>,
     condition: Family<ConditionLabels, Gauge>,
+    live_restore: Family<RuntimeLabels, Gauge>,
 }
 
 impl RuntimeMetrics {
@@ -70,6 +71,7 @@ impl RuntimeMetrics {
             late_answers: Family::default(),
             containers: Family::default(),
             condition: Family::default(),
+            live_restore: Family::default(),
         };
         r.register(
             "runtime_up",
@@ -105,6 +107,11 @@ impl RuntimeMetrics {
             "runtime_condition",
             "Runtime conditions reported by the runtime (1 true, 0 false)",
             m.condition.clone(),
+        );
+        r.register(
+            "runtime_live_restore",
+            "Whether running containers survive a restart of the runtime (Docker live-restore), as last reported",
+            m.live_restore.clone(),
         );
         m
     }
@@ -182,6 +189,14 @@ impl RuntimeMetrics {
                 })
                 .set(i64::try_from(*n).unwrap_or(i64::MAX));
         }
+    }
+
+    pub fn set_live_restore(&self, kind: RuntimeKind, on: bool) {
+        self.live_restore
+            .get_or_create(&RuntimeLabels {
+                runtime: kind.as_str(),
+            })
+            .set(i64::from(on));
     }
 
     pub fn set_conditions(&self, kind: RuntimeKind, conditions: &[(String, bool)]) {
