@@ -8,8 +8,9 @@ use crate::metrics::{Metrics, NodeLabels};
 use crate::probe::kubelet::{on_kubernetes_node, KubeletProbe};
 use crate::probe::runtime::cri::CriClient;
 use crate::probe::runtime::docker::DockerClient;
-use crate::probe::runtime::{detect, RuntimeClient, RuntimeProbe};
+use crate::probe::runtime::{detect, RuntimeClient, RuntimeHealth, RuntimeProbe};
 use crate::probe::Probe;
+use crate::remediation::Remediation;
 use crate::scheduler::{Scheduler, Sinks};
 use crate::server::{self, AppState};
 use crate::status::StatusBoard;
@@ -18,11 +19,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
 
-/// Everything one config produces: the probes to schedule.
+/// Everything one config produces: the probes to schedule, and the health
+/// channel of each runtime probe for remediation.
 pub struct Built {
     pub probes: Vec<Arc<dyn Probe>>,
     pub runtimes: Vec<RuntimeConfig>,
+    pub health: Vec<(RuntimeConfig, watch::Receiver<RuntimeHealth>)>,
 }
 
 /// The runtimes to probe: the configured ones, else those detected on the host.
@@ -38,6 +42,7 @@ pub fn runtimes_of(config: &Config) -> Vec<RuntimeConfig> {
 /// unusable endpoint from the environment) are logged and skipped.
 pub fn build(config: &Config, metrics: &Metrics) -> Built {
     let mut probes: Vec<Arc<dyn Probe>> = Vec::new();
+    let mut health = Vec::new();
     let runtimes = runtimes_of(config);
     if runtimes.is_empty() {
         tracing::warn!(
@@ -46,7 +51,10 @@ pub fn build(config: &Config, metrics: &Metrics) -> Built {
     }
     for rt in &runtimes {
         match runtime_probe(rt, config, metrics) {
-            Ok(p) => probes.push(Arc::new(p)),
+            Ok(p) => {
+                health.push((rt.clone(), p.health()));
+                probes.push(Arc::new(p));
+            }
             Err(e) => tracing::error!(runtime = %rt.kind, error = %e, "runtime not probed"),
         }
     }
@@ -60,7 +68,11 @@ pub fn build(config: &Config, metrics: &Metrics) -> Built {
             Err(e) => tracing::error!(error = %e, "kubelet not probed"),
         }
     }
-    Built { probes, runtimes }
+    Built {
+        probes,
+        runtimes,
+        health,
+    }
 }
 
 fn runtime_probe(
@@ -154,14 +166,23 @@ impl Agent {
         }
     }
 
-    fn start(&self) -> Scheduler {
+    fn start(&self) -> (Scheduler, Remediation) {
         let built = build(&self.config, &self.metrics);
         self.metrics
             .agent
             .set_node_info(node_labels(&self.config, &built.runtimes));
         let names: Vec<&str> = built.probes.iter().map(|p| p.name()).collect();
         tracing::info!(probes = ?names, "probes scheduled");
-        Scheduler::start(built.probes, self.sinks(), true)
+        let remediation = Remediation::start(
+            &self.config,
+            built.health,
+            &self.metrics.remediation,
+            Arc::clone(&self.status),
+        );
+        (
+            Scheduler::start(built.probes, self.sinks(), true),
+            remediation,
+        )
     }
 
     /// Serves and probes until SIGTERM or SIGINT.
@@ -176,7 +197,7 @@ impl Agent {
         };
         tracing::info!(listen = %listener.local_addr()?, "serving /metrics /healthz /readyz /status");
         let server = tokio::spawn(server::serve(listener, state));
-        let mut scheduler = self.start();
+        let (mut scheduler, mut remediation) = self.start();
         loop {
             tokio::select! {
                 _ = term.recv() => break,
@@ -184,13 +205,15 @@ impl Agent {
                 _ = hup.recv() => {
                     if self.reload() {
                         scheduler.stop();
-                        scheduler = self.start();
+                        remediation.stop();
+                        (scheduler, remediation) = self.start();
                     }
                 }
             }
         }
         tracing::info!("shutting down");
         scheduler.stop();
+        remediation.stop();
         server.abort();
         Ok(())
     }

@@ -151,8 +151,9 @@ pub enum RestartMethod {
     Command,
 }
 
-/// How to restart one runtime. Unset fields take the defaults of the runtime's kind.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// How to restart one runtime. Unset fields take the defaults of the runtime's
+/// kind (`remediation::defaults`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RestartConfig {
     pub method: RestartMethod,
@@ -160,6 +161,33 @@ pub struct RestartConfig {
     pub process: Option<String>,
     pub unit: Option<String>,
     pub command: Vec<String>,
+    /// `signal`: sent first so the daemon dumps its state (dockerd: SIGUSR1 writes
+    /// goroutine stacks); "none" disables it. Unset = the kind's default.
+    pub diagnostic_signal: Option<String>,
+    /// `signal`: how long SIGTERM may take before SIGKILL.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// `systemd` and `command`: deadline of the restart command.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// `systemd`: the systemctl binary (tests and DaemonSets substitute a wrapper).
+    pub systemctl: PathBuf,
+}
+
+impl Default for RestartConfig {
+    fn default() -> Self {
+        Self {
+            method: RestartMethod::Signal,
+            pidfile: None,
+            process: None,
+            unit: None,
+            command: Vec::new(),
+            diagnostic_signal: None,
+            grace: Duration::from_secs(10),
+            timeout: Duration::from_secs(120),
+            systemctl: "systemctl".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,6 +213,11 @@ pub struct RemediationConfig {
     pub reset_after: Duration,
     #[serde(with = "humantime_serde")]
     pub recovery_timeout: Duration,
+    /// Random extra delay on each backoff step, as a fraction of the step (0..=1).
+    pub backoff_jitter: f64,
+    /// Refuse a restart that would kill running containers (dockerd without
+    /// live-restore), reporting `skipped_total{reason="kills_workloads"}`.
+    pub refuse_if_kills_workloads: bool,
 }
 
 impl Default for RemediationConfig {
@@ -202,6 +235,8 @@ impl Default for RemediationConfig {
             window: Duration::from_secs(3600),
             reset_after: Duration::from_secs(600),
             recovery_timeout: Duration::from_secs(120),
+            backoff_jitter: 0.2,
+            refuse_if_kills_workloads: false,
         }
     }
 }
@@ -362,6 +397,14 @@ impl Config {
                 return err(&key("endpoint"), msg);
             }
             check_probe_timing(&key("interval"), &key("timeout"), rt.interval, rt.timeout)?;
+            if let Some(sig) = &rt.restart.diagnostic_signal {
+                if let Err(msg) = crate::remediation::signal_by_name(sig) {
+                    return err(&key("restart.diagnostic_signal"), msg);
+                }
+            }
+            if rt.restart.timeout.is_zero() {
+                return err(&key("restart.timeout"), "must be longer than 0s".into());
+            }
             if rt.restart.method == RestartMethod::Command && rt.restart.command.is_empty() {
                 return err(
                     &key("restart.command"),
@@ -381,6 +424,12 @@ impl Config {
                     humantime::format_duration(r.backoff_initial),
                     humantime::format_duration(r.backoff_max)
                 ),
+            );
+        }
+        if !(0.0..=1.0).contains(&r.backoff_jitter) {
+            return err(
+                "remediation.backoff_jitter",
+                format!("{} must be between 0 and 1", r.backoff_jitter),
             );
         }
         if r.window.is_zero() {

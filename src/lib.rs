@@ -8,6 +8,7 @@ pub mod health;
 pub mod metrics;
 pub mod once;
 pub mod probe;
+pub mod remediation;
 pub mod scheduler;
 pub mod server;
 pub mod status;

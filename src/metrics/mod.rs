@@ -2,9 +2,11 @@
 //! (one file per area); probes get typed handles and never touch the registry.
 
 mod agent;
+mod remediation;
 mod runtime;
 
 pub use agent::{AgentMetrics, NodeLabels};
+pub use remediation::RemediationMetrics;
 pub use runtime::{KubeletMetrics, RuntimeMetrics};
 
 use prometheus_client::registry::Registry;
@@ -24,6 +26,7 @@ pub struct Metrics {
     pub agent: AgentMetrics,
     pub runtime: RuntimeMetrics,
     pub kubelet: KubeletMetrics,
+    pub remediation: RemediationMetrics,
 }
 
 impl Metrics {
@@ -32,11 +35,13 @@ impl Metrics {
         let agent = AgentMetrics::register(&mut registry);
         let runtime = RuntimeMetrics::register(&mut registry);
         let kubelet = KubeletMetrics::register(&mut registry);
+        let remediation = RemediationMetrics::register(&mut registry);
         Self {
             registry,
             agent,
             runtime,
             kubelet,
+            remediation,
         }
     }
 

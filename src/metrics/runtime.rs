@@ -59,6 +59,7 @@ pub struct RuntimeMetrics {
     containers: Family<StateLabels, Gauge>,
     pod_sandboxes: Family<StateLabels, Gauge>,
     condition: Family<ConditionLabels, Gauge>,
+    live_restore: Family<RuntimeLabels, Gauge>,
 }
 
 impl RuntimeMetrics {
@@ -72,6 +73,7 @@ impl RuntimeMetrics {
             containers: Family::default(),
             pod_sandboxes: Family::default(),
             condition: Family::default(),
+            live_restore: Family::default(),
         };
         r.register(
             "runtime_up",
@@ -112,6 +114,11 @@ impl RuntimeMetrics {
             "runtime_condition",
             "Runtime conditions reported by the runtime (1 true, 0 false)",
             m.condition.clone(),
+        );
+        r.register(
+            "runtime_live_restore",
+            "Whether running containers survive a restart of the runtime (Docker live-restore), as last reported",
+            m.live_restore.clone(),
         );
         m
     }
@@ -186,6 +193,14 @@ impl RuntimeMetrics {
 
     pub fn set_sandboxes(&self, kind: RuntimeKind, states: &[(&'static str, u64)]) {
         set_counts(&self.pod_sandboxes, kind, states);
+    }
+
+    pub fn set_live_restore(&self, kind: RuntimeKind, on: bool) {
+        self.live_restore
+            .get_or_create(&RuntimeLabels {
+                runtime: kind.as_str(),
+            })
+            .set(i64::from(on));
     }
 
     pub fn set_conditions(&self, kind: RuntimeKind, conditions: &[(String, bool)]) {

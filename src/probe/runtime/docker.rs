@@ -1,5 +1,6 @@
 //! Docker Engine API client (bollard over the unix socket): `_ping`, then the
-//! container list that `docker ps -a` performs, counted by state.
+//! container list that `docker ps -a` performs, counted by state; now and then
+//! `/info` for `LiveRestoreEnabled` (whether a restart kills containers).
 
 use super::classify::classify_error;
 use super::{count_states, Answer, CallError, CallFuture, Operation, RuntimeClient};
@@ -59,6 +60,10 @@ impl RuntimeClient for DockerClient {
         &[Operation::Ping, Operation::ListContainers]
     }
 
+    fn occasional_operations(&self) -> &'static [Operation] {
+        &[Operation::Info]
+    }
+
     fn call(&self, op: Operation) -> CallFuture {
         let socket = self.socket.clone();
         let docker = self.docker.clone();
@@ -71,6 +76,11 @@ impl RuntimeClient for DockerClient {
             let fail = |e: bollard::errors::Error| to_call_error(e, &socket);
             match op {
                 Operation::Ping => docker.ping().await.map(|_| Answer::Alive).map_err(fail),
+                Operation::Info => docker
+                    .info()
+                    .await
+                    .map(|i| Answer::LiveRestore(i.live_restore_enabled))
+                    .map_err(fail),
                 _ => {
                     let opts = ListContainersOptions {
                         all: true,

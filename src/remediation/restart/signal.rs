@@ -1,0 +1,124 @@
+//! The `signal` restarter: finds the daemon (pidfile, else exact executable
+//! name; never shims or container processes), sends the diagnostic signal if
+//! any (dockerd dumps its goroutine stacks on SIGUSR1), then SIGTERM, waits
+//! `grace`, then SIGKILL. Its supervisor (systemd `Restart=`, a DaemonSet)
+//! starts it again. Before each signal the PID's start time is checked, so a
+//! PID reused by another process is never signalled.
+
+use super::systemd::check_unit_policy;
+use super::{RestartError, RestartFuture, Restarter};
+use crate::remediation::defaults::RestartSpec;
+use crate::remediation::procfs::{Process, Procfs};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Time given to the daemon to write its diagnostic dump before SIGTERM.
+const DIAGNOSTIC_PAUSE: Duration = Duration::from_millis(500);
+/// Deadline of the `systemctl show` made once at start.
+const UNIT_CHECK_DEADLINE: Duration = Duration::from_secs(5);
+/// How long SIGKILL may take to remove the process.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+pub(crate) struct SignalRestarter {
+    procfs: Procfs,
+    pidfile: Option<PathBuf>,
+    process: String,
+    diagnostic: Option<i32>,
+    grace: Duration,
+    systemctl: PathBuf,
+    unit: String,
+}
+
+impl SignalRestarter {
+    pub(crate) fn new(spec: &RestartSpec, procfs: Procfs) -> Self {
+        Self {
+            procfs,
+            pidfile: spec.pidfile.clone(),
+            process: spec.process.clone(),
+            diagnostic: spec.diagnostic_signal,
+            grace: spec.grace,
+            systemctl: spec.systemctl.clone(),
+            unit: spec.unit.clone(),
+        }
+    }
+}
+
+/// Sends `sig` to `p` unless it is gone or its PID now belongs to another process.
+fn send(procfs: &Procfs, p: Process, sig: i32) -> Result<bool, RestartError> {
+    if !procfs.alive(p) {
+        return Ok(false);
+    }
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    if unsafe { libc::kill(p.pid, sig) } == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ESRCH) {
+        return Ok(false);
+    }
+    Err(RestartError::Signal {
+        pid: p.pid,
+        signal: sig,
+        source: e,
+    })
+}
+
+/// Waits up to `limit` for `p` to exit; true if it did.
+async fn wait_gone(procfs: &Procfs, p: Process, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while procfs.alive(p) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
+impl Restarter for SignalRestarter {
+    fn preflight(&self) -> RestartFuture {
+        let found = self.procfs.find(self.pidfile.as_deref(), &self.process);
+        let (systemctl, unit) = (self.systemctl.clone(), self.unit.clone());
+        Box::pin(async move {
+            // A killed runtime only comes back if its supervisor restarts it; when
+            // systemd supervises it, its Restart= policy says whether it will.
+            let unit = match check_unit_policy(systemctl, unit, UNIT_CHECK_DEADLINE).await {
+                Ok(policy) => policy,
+                Err(e) => format!("no systemd unit to check ({e})"),
+            };
+            let p = found?;
+            Ok(format!("runtime process is PID {}; {unit}", p.pid))
+        })
+    }
+
+    fn restart(&self) -> RestartFuture {
+        let procfs = self.procfs.clone();
+        let found = procfs.find(self.pidfile.as_deref(), &self.process);
+        let (diagnostic, grace) = (self.diagnostic, self.grace);
+        Box::pin(async move {
+            let p = found?;
+            if let Some(sig) = diagnostic {
+                if send(&procfs, p, sig)? {
+                    tokio::time::sleep(DIAGNOSTIC_PAUSE).await;
+                }
+            }
+            send(&procfs, p, libc::SIGTERM)?;
+            if wait_gone(&procfs, p, grace).await {
+                return Ok(format!("PID {} exited after SIGTERM", p.pid));
+            }
+            send(&procfs, p, libc::SIGKILL)?;
+            if wait_gone(&procfs, p, KILL_WAIT).await {
+                Ok(format!(
+                    "PID {} killed with SIGKILL after a {grace:?} grace",
+                    p.pid
+                ))
+            } else {
+                Err(RestartError::Survived {
+                    pid: p.pid,
+                    waited: KILL_WAIT,
+                })
+            }
+        })
+    }
+}
