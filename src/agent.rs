@@ -7,6 +7,7 @@ use crate::metrics::{Metrics, NodeLabels};
 use crate::probe::kubelet::{on_kubernetes_node, KubeletProbe};
 use crate::probe::runtime::docker::DockerClient;
 use crate::probe::runtime::{detect, RuntimeClient, RuntimeProbe};
+use crate::probe::unusable::Unusable;
 use crate::probe::Probe;
 use crate::scheduler::{Scheduler, Sinks};
 use crate::server::{self, AppState};
@@ -45,7 +46,10 @@ pub fn build(config: &Config, metrics: &Metrics) -> Built {
     for rt in &runtimes {
         match runtime_probe(rt, config, metrics) {
             Ok(p) => probes.push(Arc::new(p)),
-            Err(e) => tracing::error!(runtime = %rt.kind, error = %e, "runtime not probed"),
+            Err(e) => {
+                tracing::error!(runtime = %rt.kind, error = %e, "runtime cannot be probed");
+                probes.push(Arc::new(Unusable::new(rt.kind.as_str(), rt.interval, e)));
+            }
         }
     }
     let k = &config.kubelet;
