@@ -9,6 +9,7 @@ use crate::probe::kubelet::{on_kubernetes_node, KubeletProbe};
 use crate::probe::runtime::cri::CriClient;
 use crate::probe::runtime::docker::DockerClient;
 use crate::probe::runtime::{detect, RuntimeClient, RuntimeHealth, RuntimeProbe};
+use crate::probe::unusable::Unusable;
 use crate::probe::Probe;
 use crate::remediation::Remediation;
 use crate::scheduler::{Scheduler, Sinks};
@@ -55,7 +56,10 @@ pub fn build(config: &Config, metrics: &Metrics) -> Built {
                 health.push((rt.clone(), p.health()));
                 probes.push(Arc::new(p));
             }
-            Err(e) => tracing::error!(runtime = %rt.kind, error = %e, "runtime not probed"),
+            Err(e) => {
+                tracing::error!(runtime = %rt.kind, error = %e, "runtime cannot be probed");
+                probes.push(Arc::new(Unusable::new(rt.kind.as_str(), rt.interval, e)));
+            }
         }
     }
     let k = &config.kubelet;

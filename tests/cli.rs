@@ -8,23 +8,21 @@ use std::time::Duration;
 use support::kubelet::FakeKubelet;
 use support::{short_tempdir, wait_until, AgentProcess};
 
-fn nodevitals(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_nodevitals"))
-        .args(args)
+fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodevitals"));
+    cmd.args(args)
         .env_remove("NODE_NAME")
         .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .expect("run nodevitals")
+        .env_remove("DOCKER_HOST");
+    cmd
 }
 
-/// Probes that need no daemon, so these tests exercise only the agent itself.
-const QUIET: &str = r#"
-[[runtime]]
-kind = "docker"
-endpoint = "unix:///nonexistent/nodevitals-test.sock"
-interval = "1s"
-timeout = "500ms"
+fn nodevitals(args: &[&str]) -> std::process::Output {
+    command(args).output().expect("run nodevitals")
+}
 
+/// Every probe but the runtime's off, so these tests exercise the agent itself.
+const OTHERS_OFF: &str = r#"
 [remediation]
 enabled = false
 
@@ -37,6 +35,19 @@ enabled = false
 [cpu]
 enabled = false
 "#;
+
+/// A runtime whose socket does not exist: a probe that needs no daemon.
+fn quiet() -> String {
+    format!(
+        r#"
+[[runtime]]
+kind = "docker"
+endpoint = "unix:///nonexistent/nodevitals-test.sock"
+interval = "1s"
+timeout = "500ms"
+{OTHERS_OFF}"#
+    )
+}
 
 #[test]
 fn invalid_config_exits_2_naming_file_key_and_line() {
@@ -86,7 +97,7 @@ fn check_config_prints_the_effective_config() {
 #[test]
 fn sighup_reloads_and_keeps_the_last_good_config() {
     let dir = short_tempdir("cli");
-    let agent = AgentProcess::start(dir.path(), QUIET, &[]);
+    let agent = AgentProcess::start(dir.path(), &quiet(), &[]);
     let reloads = |result: &str| {
         agent
             .metrics()
@@ -109,7 +120,7 @@ fn sighup_reloads_and_keeps_the_last_good_config() {
 
     // A valid file that enables the kubelet probe: applied.
     let kubelet = FakeKubelet::start();
-    let with_kubelet = QUIET.replace(
+    let with_kubelet = quiet().replace(
         "[kubelet]\nenabled = false",
         &format!(
             "[kubelet]\nenabled = true\nurl = \"{}\"\ninterval = \"1s\"\ntimeout = \"500ms\"",
@@ -127,7 +138,7 @@ fn sighup_reloads_and_keeps_the_last_good_config() {
 #[test]
 fn sigterm_exits_promptly_and_cleanly() {
     let dir = short_tempdir("cli");
-    let mut agent = AgentProcess::start(dir.path(), QUIET, &[]);
+    let mut agent = AgentProcess::start(dir.path(), &quiet(), &[]);
     agent.signal(libc::SIGTERM);
     let code = agent.wait_exit(Duration::from_secs(6));
     assert_eq!(code, Some(0), "{}", agent.logs());
@@ -136,7 +147,7 @@ fn sigterm_exits_promptly_and_cleanly() {
 #[test]
 fn endpoints_answer_and_readiness_follows_first_runs() {
     let dir = short_tempdir("cli");
-    let agent = AgentProcess::start(dir.path(), QUIET, &[]);
+    let agent = AgentProcess::start(dir.path(), &quiet(), &[]);
     wait_until(Duration::from_secs(5), "readyz", || {
         agent.get("/readyz").0 == 200
     });
@@ -163,7 +174,7 @@ fn endpoints_answer_and_readiness_follows_first_runs() {
 #[test]
 fn json_logs_are_one_object_per_line() {
     let dir = short_tempdir("cli");
-    let agent = AgentProcess::start(dir.path(), QUIET, &["--log-format", "json"]);
+    let agent = AgentProcess::start(dir.path(), &quiet(), &["--log-format", "json"]);
     wait_until(Duration::from_secs(5), "a probe failure logged", || {
         agent.logs().contains("probe failed")
     });
@@ -172,4 +183,24 @@ fn json_logs_are_one_object_per_line() {
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert!(v["level"].is_string(), "{line}");
     }
+}
+
+/// `DOCKER_HOST` pointing at TCP is not a local runtime socket: reported as
+/// misconfigured, not silently ignored.
+#[test]
+fn docker_host_over_tcp_is_reported_misconfigured() {
+    let dir = short_tempdir("cli");
+    let path = dir.path().join("no-runtime.toml");
+    std::fs::write(&path, OTHERS_OFF).unwrap();
+    let out = command(&["once", "--config", path.to_str().unwrap()])
+        .env("DOCKER_HOST", "tcp://127.0.0.1:2375")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    assert!(
+        table.contains("docker") && table.contains("misconfigured"),
+        "{table}"
+    );
+    assert!(table.contains("tcp://127.0.0.1:2375"), "{table}");
 }

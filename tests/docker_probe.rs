@@ -141,9 +141,15 @@ fn frozen_dockerd_times_out_without_blocking_the_agent() {
     assert!(status["probes"]["docker"]["consecutive_failures"].as_u64() >= Some(2));
 
     support::process::signal(d.pid(), libc::SIGCONT);
+    // Requests that missed their deadline were kept running: once dockerd thaws
+    // they are answered late, which proves it was slow rather than dead.
     agent.wait_metrics(Duration::from_secs(10), "runtime_up 1 after SIGCONT", |m| {
         m.get(UP, DOCKER) == Some(1.0)
             && m.get("nodevitals_runtime_consecutive_failures", DOCKER) == Some(0.0)
+            && m.get(
+                "nodevitals_runtime_late_answers_total",
+                &[("runtime", "docker"), ("operation", "ping")],
+            ) >= Some(1.0)
     });
 
     // A request stuck on the frozen socket does not hold up shutdown either.
