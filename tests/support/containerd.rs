@@ -22,6 +22,8 @@ pub struct Containerd {
     pub pidfile: PathBuf,
     cgroup_parent: String,
     supervisor: std::process::Child,
+    /// Containers started with `run_sleeper`, deleted through containerd on drop.
+    containers: std::sync::Mutex<Vec<String>>,
 }
 
 /// Restarts the supervisor loop allows, so a crash-looping containerd cannot
@@ -83,6 +85,7 @@ done"#;
             pidfile,
             cgroup_parent,
             supervisor,
+            containers: std::sync::Mutex::new(Vec::new()),
             dir,
         };
         c.wait_answering(Duration::from_secs(60));
@@ -145,23 +148,40 @@ done"#;
                 .expect("copy busybox");
             std::os::unix::fs::symlink("busybox", bin.join("sleep")).unwrap();
         }
-        // runc keeps its state under a host-wide root per namespace: a unique
-        // container id keeps parallel tests apart.
-        let id = format!("{id}-{}", std::process::id());
         let cgroup = format!("/{}/{id}", self.cgroup_parent);
         let rootfs = rootfs.to_string_lossy().into_owned();
+        // runc's state goes under the temp dir, not the host-wide /run/containerd/runc.
+        let runc_root = self.dir.path().join("runc").to_string_lossy().into_owned();
+        self.containers.lock().unwrap().push(id.to_owned());
+        // --null-io: no FIFOs under the host-wide /run/containerd/fifo.
         self.ctr(&[
             "run",
             "-d",
+            "--null-io",
             "--rootfs",
+            "--runc-root",
+            &runc_root,
             "--cgroup",
             &cgroup,
             &rootfs,
-            &id,
+            id,
             "/bin/sleep",
             "3600",
         ])
         .unwrap_or_else(|e| panic!("ctr run failed: {e}\ncontainerd log:\n{}", self.log()));
+    }
+
+    /// The PID of task `id` and whether it is RUNNING, from `ctr task ls`.
+    pub fn task(&self, id: &str) -> Option<(i32, bool)> {
+        let out = self.ctr(&["task", "ls"]).ok()?;
+        out.lines().find_map(|l| {
+            let mut f = l.split_whitespace();
+            if f.next()? != id {
+                return None;
+            }
+            let pid = f.next()?.parse().ok()?;
+            Some((pid, f.next()? == "RUNNING"))
+        })
     }
 
     /// PIDs of the `containerd-shim*` processes serving this containerd.
@@ -172,11 +192,45 @@ done"#;
             .collect()
     }
 
+    /// Where containerd 1.6 puts the shim socket of container `id` in the
+    /// `default` namespace: `/run/containerd/s/` + sha256(address/namespace/id).
+    pub fn shim_socket(&self, id: &str) -> Option<PathBuf> {
+        let key = format!("{}/default/{id}", self.socket.display());
+        let out = Command::new("sh")
+            .args(["-c", "printf %s \"$1\" | sha256sum", "sha"])
+            .arg(key)
+            .output()
+            .ok()?;
+        let hex = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()?
+            .to_owned();
+        Some(PathBuf::from("/run/containerd/s").join(hex))
+    }
+
+    /// Deletes the test's containers through containerd, so their shims exit
+    /// cleanly and remove their sockets; a shim killed instead leaves its
+    /// socket behind in the host-wide `/run/containerd/s`, removed here too.
+    fn delete_containers(&self) {
+        if let Some(pid) = self.pid() {
+            process::signal(pid, libc::SIGCONT);
+        }
+        let ids = std::mem::take(&mut *self.containers.lock().unwrap_or_else(|e| e.into_inner()));
+        for id in ids {
+            let _ = self.ctr(&["task", "delete", "--force", &id]);
+            let _ = self.ctr(&["container", "delete", &id]);
+            if let Some(path) = self.shim_socket(&id) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
     fn cleanup(&mut self) {
         let root = self.dir.path().to_string_lossy().into_owned();
         // The supervisor first, so nothing restarts what is being stopped.
         let _ = self.supervisor.kill();
         let _ = self.supervisor.wait();
+        self.delete_containers();
         process::remove_cgroup(&self.cgroup_parent);
         if let Some(pid) = self.pid() {
             process::stop(pid, Duration::from_secs(15));
