@@ -121,6 +121,23 @@ mod tests {
         assert_eq!(s.diagnostic_signal, None);
     }
 
+    /// CRI-O cannot be installed on the test machines: its defaults are
+    /// covered here only. containerd's are also exercised end to end.
+    #[test]
+    fn cri_runtime_defaults() {
+        let c = RestartSpec::resolve(RuntimeKind::Containerd, &RestartConfig::default());
+        // Exactly the daemon: `containerd-shim*` processes host workloads.
+        assert_eq!(c.process, "containerd");
+        assert_eq!(c.unit, "containerd.service");
+        assert_eq!(c.pidfile, None);
+        assert_eq!(c.diagnostic_signal, None);
+        let o = RestartSpec::resolve(RuntimeKind::Crio, &RestartConfig::default());
+        assert_eq!(o.process, "crio");
+        assert_eq!(o.unit, "crio.service");
+        assert_eq!(o.pidfile, None);
+        assert!(!restart_kills_containers(RuntimeKind::Crio, None));
+    }
+
     #[test]
     fn signal_names() {
         assert_eq!(signal_by_name("SIGUSR1"), Ok(Some(libc::SIGUSR1)));
