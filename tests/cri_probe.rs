@@ -107,6 +107,12 @@ fn healthy_containerd_is_up_runtime_ready_and_network_not_ready() {
         );
     }
     assert_eq!(outcome_of(&agent), "ok");
+    let (_, body) = agent.get("/status");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        status["probes"]["containerd"]["detail"],
+        "0 running containers; not ready: NetworkReady"
+    );
 }
 
 /// A frozen containerd still accepts connections (the kernel queues them) but

@@ -123,10 +123,26 @@ pub struct RuntimeHealth {
 }
 
 /// What a successful round learned.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct RoundFacts {
     running: Option<u64>,
     live_restore: Option<bool>,
+    /// Conditions the runtime reported false (CRI `NetworkReady` without CNI).
+    not_ready: Vec<String>,
+}
+
+impl RoundFacts {
+    /// The one-line detail of `/status` and `nodevitals once`.
+    fn detail(&self) -> String {
+        let mut d = match self.running {
+            Some(n) => format!("{n} running containers"),
+            None => "answering".to_owned(),
+        };
+        if !self.not_ready.is_empty() {
+            d.push_str(&format!("; not ready: {}", self.not_ready.join(", ")));
+        }
+        d
+    }
 }
 
 /// How often (in rounds) occasional operations run.
@@ -200,10 +216,7 @@ impl RuntimeProbe {
             result.is_ok(),
             self.health.borrow().consecutive_failures,
         );
-        result.map(|facts| match facts.running {
-            Some(n) => format!("{n} running containers"),
-            None => "answering".to_owned(),
-        })
+        result.map(|facts| facts.detail())
     }
 
     /// Runs the round's operations; stops at the first failure (a runtime that
@@ -254,7 +267,14 @@ impl RuntimeProbe {
                     self.metrics.set_containers(kind, &states);
                 }
                 Ok(Answer::Sandboxes(states)) => self.metrics.set_sandboxes(kind, &states),
-                Ok(Answer::Conditions(conds)) => self.metrics.set_conditions(kind, &conds),
+                Ok(Answer::Conditions(conds)) => {
+                    facts.not_ready = conds
+                        .iter()
+                        .filter(|(_, ready)| !ready)
+                        .map(|(name, _)| name.clone())
+                        .collect();
+                    self.metrics.set_conditions(kind, &conds);
+                }
                 Ok(Answer::LiveRestore(on)) => {
                     facts.live_restore = on;
                     if let Some(on) = on {
