@@ -162,15 +162,37 @@ fn killed_containerd_is_refused() {
     wait_outcome(&agent, "refused", Duration::from_secs(6));
 }
 
-/// A containerd without its CRI plugin answers `Unimplemented`: the agent is
-/// pointed at the wrong thing (misconfigured, never remediated), and the
-/// runtime is not reported down for it.
+/// containerd without its CRI plugin (Docker's own containerd, the upstream
+/// `containerd.io` package) answers CRI with `Unimplemented`. As `containerd`
+/// it is still probed, through its own version service; a socket that must
+/// serve CRI (a `crio` entry pointed at it here) is `misconfigured`, never a
+/// dead runtime.
 #[test]
-fn containerd_without_cri_is_misconfigured() {
+fn containerd_without_cri_is_probed_natively_and_a_missing_cri_is_misconfigured() {
     let c = Containerd::start_without_cri("cri-off");
     let dir = short_tempdir("agent");
-    let agent = AgentProcess::start(dir.path(), &config(&c.endpoint()), &[]);
-    wait_outcome(&agent, "misconfigured", Duration::from_secs(10));
+    let ep = c.endpoint();
+    let config = format!(
+        "{}\n[[runtime]]\nkind = \"crio\"\nendpoint = \"{ep}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n",
+        config(&ep)
+    );
+    let agent = AgentProcess::start(dir.path(), &config, &[]);
+    let m = agent.wait_metrics(Duration::from_secs(10), "containerd up, crio probed", |m| {
+        m.get(UP, CONTAINERD) == Some(1.0) && m.probe_runs("crio") >= 1.0
+    });
+    assert_eq!(m.get(UP, &[("runtime", "crio")]), Some(0.0));
+    assert!(requests(&m, "version", "ok") >= 1.0, "{}", m.text);
+    // The CRI-only operations were skipped, not sent and not failed.
+    for op in ["status", "list_pod_sandbox", "list_containers"] {
+        for result in ["ok", "error", "misconfigured", "timeout", "refused"] {
+            assert_eq!(requests(&m, op, result), 0.0, "{op} {result}");
+        }
+    }
+    assert_eq!(condition(&m, "RuntimeReady"), None);
+    assert_eq!(outcome_of(&agent), "ok");
     let (_, body) = agent.get("/status");
-    assert!(body.contains("CRI plugin"), "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["probes"]["crio"]["outcome"], "misconfigured");
+    let error = status["probes"]["crio"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("CRI plugin"), "{body}");
 }

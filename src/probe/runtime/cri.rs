@@ -5,6 +5,11 @@
 //! [`RuntimeProbe`](super::RuntimeProbe)'s; this file only speaks the protocol.
 //! It emits no metric itself (its answers feed `nodevitals_runtime_condition`,
 //! `_containers` and `_pod_sandboxes`).
+//!
+//! containerd with its CRI plugin disabled (Docker's own containerd, the
+//! upstream `containerd.io` package) answers CRI with `Unimplemented`; it is
+//! then probed through containerd's own version service, so it stays a probed
+//! and remediable runtime, and the CRI-only operations are skipped.
 
 use super::classify::{classify_error, classify_status};
 use super::cri_messages::{self as msg, CONTAINER_STATES, SANDBOX_STATES};
@@ -13,6 +18,8 @@ use crate::config::RuntimeKind;
 use http::uri::PathAndQuery;
 use hyper_util::rt::TokioIo;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -25,6 +32,8 @@ pub struct CriClient {
     kind: RuntimeKind,
     socket: PathBuf,
     channel: Channel,
+    /// Set when the last liveness call found containerd without CRI.
+    cri_absent: Arc<AtomicBool>,
 }
 
 impl CriClient {
@@ -46,6 +55,7 @@ impl CriClient {
             kind,
             socket,
             channel,
+            cri_absent: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -73,8 +83,14 @@ impl RuntimeClient for CriClient {
             channel: self.channel.clone(),
             socket: self.socket.clone(),
         };
+        let (kind, cri_absent) = (self.kind, Arc::clone(&self.cri_absent));
         Box::pin(async move {
             match op {
+                Operation::Status | Operation::ListPodSandbox | Operation::ListContainers
+                    if cri_absent.load(Ordering::Relaxed) =>
+                {
+                    Ok(Answer::NotServed)
+                }
                 Operation::Status => {
                     let req = msg::StatusRequest { verbose: false };
                     let resp: msg::StatusResponse = call.unary(msg::STATUS_PATH, req).await?;
@@ -102,13 +118,7 @@ impl RuntimeClient for CriClient {
                 }
                 // Version is the liveness call; any other operation is not CRI's
                 // and is answered by the same cheap request.
-                _ => {
-                    let req = msg::VersionRequest {
-                        version: msg::CRI_API_VERSION.to_owned(),
-                    };
-                    let _: msg::VersionResponse = call.unary(msg::VERSION_PATH, req).await?;
-                    Ok(Answer::Alive)
-                }
+                _ => call.version(kind, &cri_absent).await,
             }
         })
     }
@@ -121,16 +131,30 @@ struct Call {
     socket: PathBuf,
 }
 
+/// Why an RPC failed: no connection (already classified), or a gRPC status.
+enum Failure {
+    Connect(CallError),
+    Status(tonic::Status),
+}
+
 impl Call {
-    async fn unary<Req, Resp>(self, path: &'static str, req: Req) -> Result<Resp, CallError>
+    async fn unary<Req, Resp>(&self, path: &'static str, req: Req) -> Result<Resp, CallError>
     where
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let mut grpc = tonic::client::Grpc::new(self.channel);
+        self.raw(path, req).await.map_err(|f| self.classify(f))
+    }
+
+    async fn raw<Req, Resp>(&self, path: &'static str, req: Req) -> Result<Resp, Failure>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
         grpc.ready()
             .await
-            .map_err(|e| classify_error(&e, &self.socket))?;
+            .map_err(|e| Failure::Connect(classify_error(&e, &self.socket)))?;
         let codec = tonic::codec::ProstCodec::<Req, Resp>::default();
         grpc.unary(
             tonic::Request::new(req),
@@ -139,8 +163,55 @@ impl Call {
         )
         .await
         .map(tonic::Response::into_inner)
-        .map_err(|s| classify_status(&s, &self.socket))
+        .map_err(Failure::Status)
     }
+
+    fn classify(&self, f: Failure) -> CallError {
+        match f {
+            Failure::Connect(e) => e,
+            Failure::Status(s) => classify_status(&s, &self.socket),
+        }
+    }
+
+    /// CRI `Version`; for a containerd that answers it does not serve CRI,
+    /// containerd's own `Version` instead. Records which one worked, so the
+    /// CRI-only operations of the round are skipped, not failed.
+    async fn version(
+        &self,
+        kind: RuntimeKind,
+        cri_absent: &AtomicBool,
+    ) -> Result<Answer, CallError> {
+        let req = msg::VersionRequest {
+            version: msg::CRI_API_VERSION.to_owned(),
+        };
+        match self
+            .raw::<_, msg::VersionResponse>(msg::VERSION_PATH, req)
+            .await
+        {
+            Ok(_) => {
+                cri_absent.store(false, Ordering::Relaxed);
+                Ok(Answer::Alive)
+            }
+            Err(Failure::Status(s)) if kind == RuntimeKind::Containerd && not_served(&s) => {
+                let _: msg::ContainerdVersionResponse =
+                    self.unary(msg::CONTAINERD_VERSION_PATH, ()).await?;
+                if !cri_absent.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        socket = %self.socket.display(),
+                        "containerd does not serve CRI (its CRI plugin is disabled): probing its version service only; no conditions or container counts"
+                    );
+                }
+                Ok(Answer::Alive)
+            }
+            Err(f) => Err(self.classify(f)),
+        }
+    }
+}
+
+/// Whether the runtime itself answered that it does not serve the API (a
+/// status made up from a transport error carries a source).
+fn not_served(s: &tonic::Status) -> bool {
+    s.code() == tonic::Code::Unimplemented && std::error::Error::source(s).is_none()
 }
 
 /// The required conditions as the runtime reports them; one it leaves out is

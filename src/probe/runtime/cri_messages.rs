@@ -10,6 +10,11 @@ pub(crate) const STATUS_PATH: &str = "/runtime.v1.RuntimeService/Status";
 pub(crate) const LIST_POD_SANDBOX_PATH: &str = "/runtime.v1.RuntimeService/ListPodSandbox";
 pub(crate) const LIST_CONTAINERS_PATH: &str = "/runtime.v1.RuntimeService/ListContainers";
 
+/// containerd's own version service, served whether or not its CRI plugin is
+/// enabled (Docker's containerd and the upstream `containerd.io` package ship
+/// with CRI disabled). The request is `google.protobuf.Empty`: prost's `()`.
+pub(crate) const CONTAINERD_VERSION_PATH: &str = "/containerd.services.version.v1.Version/Version";
+
 /// The CRI API version the client speaks, sent in `VersionRequest.version`.
 pub(crate) const CRI_API_VERSION: &str = "v1";
 
@@ -29,6 +34,15 @@ pub(crate) struct VersionResponse {
     pub runtime_version: String,
     #[prost(string, tag = "4")]
     pub runtime_api_version: String,
+}
+
+/// `containerd.services.version.v1.VersionResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct ContainerdVersionResponse {
+    #[prost(string, tag = "1")]
+    pub version: String,
+    #[prost(string, tag = "2")]
+    pub revision: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -176,6 +190,7 @@ mod tests {
             let _ = ListPodSandboxResponse::decode(bytes.as_slice());
             let _ = StatusResponse::decode(bytes.as_slice());
             let _ = VersionResponse::decode(bytes.as_slice());
+            let _ = ContainerdVersionResponse::decode(bytes.as_slice());
         }
     }
 }

@@ -60,6 +60,9 @@ pub enum Answer {
     Sandboxes(Vec<(&'static str, u64)>),
     /// Runtime conditions such as CRI `RuntimeReady`.
     Conditions(Vec<(String, bool)>),
+    /// The runtime does not serve this operation's API (containerd with its
+    /// CRI plugin disabled): nothing was asked and nothing is recorded.
+    NotServed,
     /// Whether running containers survive a restart of the runtime (Docker's
     /// `LiveRestoreEnabled`); `None` when the runtime did not say.
     LiveRestore(Option<bool>),
@@ -256,9 +259,11 @@ impl RuntimeProbe {
                 }
             };
             let label = result.as_ref().map_or_else(|e| e.outcome, |_| Outcome::Ok);
-            self.metrics.observe_request(kind, op, label, elapsed);
+            if result != Ok(Answer::NotServed) {
+                self.metrics.observe_request(kind, op, label, elapsed);
+            }
             match result {
-                Ok(Answer::Alive) => {}
+                Ok(Answer::Alive | Answer::NotServed) => {}
                 Ok(Answer::Containers(states)) => {
                     facts.running = states
                         .iter()
