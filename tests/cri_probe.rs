@@ -193,6 +193,29 @@ fn containerd_without_cri_is_probed_natively_and_a_missing_cri_is_misconfigured(
     let (_, body) = agent.get("/status");
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status["probes"]["crio"]["outcome"], "misconfigured");
-    let error = status["probes"]["crio"]["error"].as_str().unwrap_or_default();
+    let error = status["probes"]["crio"]["error"]
+        .as_str()
+        .unwrap_or_default();
     assert!(error.contains("CRI plugin"), "{body}");
+}
+
+/// A Docker node: dockerd's own containerd (CRI disabled) is a runtime of its
+/// own, probed alongside dockerd, as auto-detection does on such a node.
+#[test]
+fn dockerd_and_its_containerd_are_both_probed() {
+    let d = support::dockerd::Dockerd::start("cri-docker");
+    let socket = d.dir.path().join("exec/containerd/containerd.sock");
+    support::wait_until(Duration::from_secs(10), "dockerd's own containerd socket (dockerd starts none when a system containerd answers on /run/containerd/containerd.sock)", || {
+        socket.exists()
+    });
+    let dir = short_tempdir("agent");
+    let config = format!(
+        "{}\n[[runtime]]\nkind = \"docker\"\nendpoint = \"{}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n",
+        config(&format!("unix://{}", socket.display())),
+        d.endpoint()
+    );
+    let agent = AgentProcess::start(dir.path(), &config, &[]);
+    agent.wait_metrics(Duration::from_secs(10), "docker and containerd up", |m| {
+        m.get(UP, CONTAINERD) == Some(1.0) && m.get(UP, &[("runtime", "docker")]) == Some(1.0)
+    });
 }
