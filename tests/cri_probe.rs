@@ -23,16 +23,8 @@ timeout = "1s"
 
 [remediation]
 enabled = false
-
-[kubelet]
-enabled = false
-
-[dns]
-enabled = false
-
-[cpu]
-enabled = false
-"#
+{only}"#,
+        only = support::RUNTIMES_ONLY
     )
 }
 

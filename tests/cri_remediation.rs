@@ -41,16 +41,8 @@ max_restarts = 3
 window = "1h"
 reset_after = "1m"
 recovery_timeout = "30s"
-
-[kubelet]
-enabled = false
-
-[dns]
-enabled = false
-
-[cpu]
-enabled = false
-"#,
+{only}"#,
+        only = support::RUNTIMES_ONLY,
         state = state_dir.display(),
         endpoint = c.endpoint(),
         pidfile = c.pidfile.display(),

@@ -123,18 +123,12 @@ done"#;
 
     /// Runs `ctr` against this containerd with a deadline; Err carries stderr.
     pub fn ctr(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("timeout")
-            .args(["20", "ctr", "--address"])
-            .arg(&self.socket)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-        }
+        process::output(
+            Command::new("timeout")
+                .args(["20", "ctr", "--address"])
+                .arg(&self.socket)
+                .args(args),
+        )
     }
 
     /// Starts a detached container running `sleep` from a busybox-static root

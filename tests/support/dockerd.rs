@@ -109,19 +109,13 @@ impl Dockerd {
 
     /// Runs the docker CLI against this daemon; Err carries stderr.
     pub fn try_docker(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("docker")
-            .arg("--host")
-            .arg(self.endpoint())
-            .args(args)
-            .env("DOCKER_CONFIG", self.dir.path().join("cli"))
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-        }
+        process::output(
+            Command::new("docker")
+                .arg("--host")
+                .arg(self.endpoint())
+                .args(args)
+                .env("DOCKER_CONFIG", self.dir.path().join("cli")),
+        )
     }
 
     pub fn docker(&self, args: &[&str]) -> String {

@@ -29,6 +29,19 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// Config sections that switch off every probe but the runtime ones, for
+/// tests that only look at runtimes.
+pub const RUNTIMES_ONLY: &str = "
+[kubelet]
+enabled = false
+
+[dns]
+enabled = false
+
+[cpu]
+enabled = false
+";
+
 /// Fails the test, saying which Debian package provides it, when `binary` is
 /// not on PATH.
 pub fn require(binary: &str, package: &str) {

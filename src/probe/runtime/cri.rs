@@ -100,21 +100,15 @@ impl RuntimeClient for CriClient {
                     let req = msg::ListPodSandboxRequest {};
                     let resp: msg::ListPodSandboxResponse =
                         call.unary(msg::LIST_POD_SANDBOX_PATH, req).await?;
-                    let states = resp
-                        .items
-                        .iter()
-                        .map(|s| msg::state_name(SANDBOX_STATES, s.state));
-                    Ok(Answer::Sandboxes(count_states(SANDBOX_STATES, states)))
+                    let states = resp.items.iter().map(|s| s.state);
+                    Ok(Answer::Sandboxes(count_enum(SANDBOX_STATES, states)))
                 }
                 Operation::ListContainers => {
                     let req = msg::ListContainersRequest {};
                     let resp: msg::ListContainersResponse =
                         call.unary(msg::LIST_CONTAINERS_PATH, req).await?;
-                    let states = resp
-                        .containers
-                        .iter()
-                        .map(|c| msg::state_name(CONTAINER_STATES, c.state));
-                    Ok(Answer::Containers(count_states(CONTAINER_STATES, states)))
+                    let states = resp.containers.iter().map(|c| c.state);
+                    Ok(Answer::Containers(count_enum(CONTAINER_STATES, states)))
                 }
                 // Version is the liveness call; any other operation is not CRI's
                 // and is answered by the same cheap request.
@@ -212,6 +206,14 @@ impl Call {
 /// status made up from a transport error carries a source).
 fn not_served(s: &tonic::Status) -> bool {
     s.code() == tonic::Code::Unimplemented && std::error::Error::source(s).is_none()
+}
+
+/// Counts CRI enum values over the enum's full set of state names.
+fn count_enum(
+    names: &'static [&'static str],
+    values: impl Iterator<Item = i32>,
+) -> Vec<(&'static str, u64)> {
+    count_states(names, values.map(|v| msg::state_name(names, v)))
 }
 
 /// The required conditions as the runtime reports them; one it leaves out is
