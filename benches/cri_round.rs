@@ -35,11 +35,7 @@ fn main() {
         .unwrap();
     let samples = rt.block_on(async {
         let metrics = Metrics::new();
-        let client = CriClient::new(
-            RuntimeKind::Containerd,
-            c.socket.clone(),
-            Duration::from_secs(10),
-        );
+        let client = CriClient::new(RuntimeKind::Containerd, c.socket.clone());
         let probe = RuntimeProbe::new(
             Arc::new(client),
             Duration::from_secs(10),

@@ -91,7 +91,7 @@ fn runtime_probe(
     let client: Arc<dyn RuntimeClient> = match rt.kind {
         RuntimeKind::Docker => Arc::new(DockerClient::new(socket, late_window)),
         kind @ (RuntimeKind::Containerd | RuntimeKind::Crio) => {
-            Arc::new(CriClient::new(kind, socket, late_window))
+            Arc::new(CriClient::new(kind, socket))
         }
     };
     Ok(RuntimeProbe::new(

@@ -13,16 +13,13 @@
 
 use super::classify::{classify_error, classify_status};
 use super::cri_messages::{self as msg, CONTAINER_STATES, SANDBOX_STATES};
+use super::cri_transport::Connection;
 use super::{count_states, Answer, CallError, CallFuture, Operation, RuntimeClient};
 use crate::config::RuntimeKind;
-use http::uri::PathAndQuery;
-use hyper_util::rt::TokioIo;
+use http::uri::{PathAndQuery, Uri};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint, Uri};
 
 /// The conditions every CRI runtime must report (CRI `RuntimeStatus` doc); the
 /// closed set of `condition` label values. One the runtime leaves out is 0.
@@ -31,30 +28,19 @@ pub const CONDITIONS: &[&str] = &["RuntimeReady", "NetworkReady"];
 pub struct CriClient {
     kind: RuntimeKind,
     socket: PathBuf,
-    channel: Channel,
+    connection: Connection,
     /// Set when the last liveness call found containerd without CRI.
     cri_absent: Arc<AtomicBool>,
 }
 
 impl CriClient {
     /// A client whose connection is made on first use and remade after the
-    /// runtime restarts. `request_bound` caps how long any request may run,
-    /// late answers included. Must be called within a tokio runtime.
-    pub fn new(kind: RuntimeKind, socket: PathBuf, request_bound: Duration) -> Self {
-        let path = socket.clone();
-        let connector = tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { UnixStream::connect(path).await.map(TokioIo::new) }
-        });
-        // The URI only fills the HTTP/2 `:authority`; the connector ignores it.
-        let channel = Endpoint::from_static("http://localhost")
-            .connect_timeout(request_bound)
-            .timeout(request_bound)
-            .connect_with_connector_lazy(connector);
+    /// runtime restarts.
+    pub fn new(kind: RuntimeKind, socket: PathBuf) -> Self {
         Self {
             kind,
+            connection: Connection::new(socket.clone()),
             socket,
-            channel,
             cri_absent: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -80,7 +66,7 @@ impl RuntimeClient for CriClient {
 
     fn call(&self, op: Operation) -> CallFuture {
         let call = Call {
-            channel: self.channel.clone(),
+            connection: self.connection.clone(),
             socket: self.socket.clone(),
         };
         let (kind, cri_absent) = (self.kind, Arc::clone(&self.cri_absent));
@@ -121,7 +107,7 @@ impl RuntimeClient for CriClient {
 /// One RPC's worth of client state, moved into the request future so it can
 /// outlive its deadline.
 struct Call {
-    channel: Channel,
+    connection: Connection,
     socket: PathBuf,
 }
 
@@ -145,7 +131,14 @@ impl Call {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        let sender = self
+            .connection
+            .sender()
+            .await
+            .map_err(|e| Failure::Connect(classify_error(&e, &self.socket)))?;
+        // The authority only fills HTTP/2's `:authority`; the socket is the address.
+        let mut grpc =
+            tonic::client::Grpc::with_origin(sender, Uri::from_static("http://localhost"));
         grpc.ready()
             .await
             .map_err(|e| Failure::Connect(classify_error(&e, &self.socket)))?;
@@ -275,7 +268,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stale.sock");
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
-        let client = CriClient::new(RuntimeKind::Containerd, path, Duration::from_secs(2));
+        let client = CriClient::new(RuntimeKind::Containerd, path);
         let e = client.call(Operation::Version).await.unwrap_err();
         assert_eq!(e.outcome, Outcome::Refused, "{}", e.message);
         assert!(!e.answered);
