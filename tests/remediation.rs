@@ -164,7 +164,7 @@ fn hang_is_restarted_by_signal_then_held_by_backoff() {
         restarts(m, "success") == 1.0
     });
     assert_ne!(d.pid(), hung, "dockerd was replaced");
-    assert_eq!(d.starts(), 2);
+    assert_eq!(d.starts(), 2, "{}", d.log());
     assert_eq!(restarts(&m, "failure"), 0.0);
     assert_eq!(
         m.get(
@@ -277,7 +277,9 @@ fn permanent_hang_backs_off_to_the_budget_across_agent_restarts() {
     let agent_a = AgentProcess::start(dir_a.path(), &cfg, &[]);
     wait_healthy(&agent_a);
     let freezer = Freezer::start(&d.pidfile);
-    wait_until(MINUTE, "two restarts by the first agent", || d.starts() == 3);
+    wait_until(MINUTE, "two restarts by the first agent", || {
+        d.starts() == 3
+    });
     drop(agent_a);
     let saved: serde_json::Value = serde_json::from_slice(
         &std::fs::read(state.path().join("remediation-docker.json")).unwrap(),
@@ -435,12 +437,7 @@ fn dry_run_records_the_decision_and_leaves_dockerd_alone() {
     let d = Dockerd::start_supervised("rem-dry");
     let dir = short_tempdir("rem-dry-agent");
     let state = dir.path().join("state");
-    let cfg = config(
-        &d.endpoint(),
-        &state,
-        &[],
-        &[("pidfile", &pidfile_key(&d))],
-    );
+    let cfg = config(&d.endpoint(), &state, &[], &[("pidfile", &pidfile_key(&d))]);
     let agent = AgentProcess::start(dir.path(), &cfg, &["--dry-run"]);
     wait_healthy(&agent);
     let pid = d.pid();

@@ -74,6 +74,7 @@ impl Dockerd {
             "nodevitals-test-{}",
             root.file_name().unwrap().to_string_lossy()
         );
+        let containerd_pidfile = root.join("exec/containerd/containerd.pid");
         let spawn = {
             let (socket, pidfile, cgroup_parent) =
                 (socket.clone(), pidfile.clone(), cgroup_parent.clone());
@@ -81,7 +82,11 @@ impl Dockerd {
         };
         let pid = Arc::new(AtomicI32::new(0));
         let runner = if supervised {
-            Runner::Supervised(Supervisor::start(spawn, Arc::clone(&pid)))
+            Runner::Supervised(Supervisor::start(
+                spawn,
+                containerd_pidfile,
+                Arc::clone(&pid),
+            ))
         } else {
             let child = spawn();
             pid.store(child.id() as i32, Ordering::SeqCst);
@@ -239,7 +244,10 @@ impl Dockerd {
         }
         // Container processes first (they outlive their shim), then the daemons.
         process::remove_cgroup(&self.cgroup_parent);
-        for pid in [Some(self.pid()), self.pid_from_file()].into_iter().flatten() {
+        for pid in [Some(self.pid()), self.pid_from_file()]
+            .into_iter()
+            .flatten()
+        {
             process::stop(pid, Duration::from_secs(15));
         }
         for pid in process::pids_mentioning(&root) {
@@ -288,7 +296,15 @@ fn spawn_dockerd(root: &Path, socket: &Path, pidfile: &Path, cgroup_parent: &str
 }
 
 impl Supervisor {
-    fn start(spawn: impl Fn() -> Child + Send + 'static, pid: Arc<AtomicI32>) -> Supervisor {
+    /// Like systemd, which starts a unit again only once every process of the
+    /// old one is gone, waits for the containerd the dead dockerd managed (it
+    /// dies with dockerd, slowly) before starting dockerd again: a new dockerd
+    /// would otherwise adopt the dying containerd and fail to start.
+    fn start(
+        spawn: impl Fn() -> Child + Send + 'static,
+        containerd_pidfile: PathBuf,
+        pid: Arc<AtomicI32>,
+    ) -> Supervisor {
         let stop = Arc::new(AtomicBool::new(false));
         let starts = Arc::new(AtomicUsize::new(0));
         let thread = {
@@ -315,6 +331,17 @@ impl Supervisor {
                 }
                 if stop.load(Ordering::SeqCst) {
                     return;
+                }
+                let containerd = std::fs::read_to_string(&containerd_pidfile)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i32>().ok());
+                if let Some(old) = containerd {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                    while Path::new(&format!("/proc/{old}")).exists()
+                        && tokio::time::Instant::now() < deadline
+                    {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
                 }
             })
         };
