@@ -440,6 +440,12 @@ fn dry_run_records_the_decision_and_leaves_dockerd_alone() {
     let cfg = config(&d.endpoint(), &state, &[], &[("pidfile", &pidfile_key(&d))]);
     let agent = AgentProcess::start(dir.path(), &cfg, &["--dry-run"]);
     wait_healthy(&agent);
+    // --dry-run outlives a reload of a file that does not say dry_run.
+    agent.signal(libc::SIGHUP);
+    agent.wait_metrics(MINUTE, "the reload", |m| {
+        m.get("nodevitals_config_reloads_total", &[("result", "success")]) == Some(1.0)
+    });
+    wait_healthy(&agent);
     let pid = d.pid();
     process::signal(pid, libc::SIGSTOP);
     let m = agent.wait_metrics(MINUTE, "a dry-run restart", |m| {
@@ -533,5 +539,9 @@ esac
     assert!(
         s["preflight"].as_str().unwrap().contains("Restart=always"),
         "{s:#}"
+    );
+    eprintln!(
+        "MEASURE systemd_no_containers restart_to_healthy_seconds={:.3}",
+        s["history"][0]["recovery_seconds"].as_f64().unwrap()
     );
 }

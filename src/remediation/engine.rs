@@ -225,7 +225,7 @@ impl Engine {
             SkipReason::NotAHang => tracing::info!(
                 target,
                 consecutive_failures = failures,
-                "runtime failing but it answered within hang_after: slow, not hung"
+                "runtime failing but it answered within hang_after: not a hang (yet)"
             ),
             _ => tracing::warn!(
                 target,
