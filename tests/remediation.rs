@@ -67,15 +67,8 @@ timeout = "250ms"
 {restart}
 [remediation]
 {policy}
-[kubelet]
-enabled = false
-
-[dns]
-enabled = false
-
-[cpu]
-enabled = false
-"#,
+{others}"#,
+        others = support::OTHER_PROBES_OFF,
         state = state_dir.display(),
         restart = merge(&[("method", "\"signal\""), ("grace", "\"1s\"")], restart),
         policy = merge(POLICY, policy),
@@ -465,7 +458,7 @@ fn dry_run_records_the_decision_and_leaves_dockerd_alone() {
 
 /// The `systemd` method. No systemd runs as PID 1 here, so `systemctl` is
 /// replaced (through `restart.systemctl`) by a script standing in for systemd:
-/// it records its calls, answers `show -p Restart` with `always`, and for
+/// it records its calls, answers `show` with `Restart=always`, and for
 /// `restart` kills dockerd the way systemd's stop would end a hung daemon;
 /// the test's supervisor starts it again like systemd's start.
 #[test]
@@ -480,7 +473,7 @@ fn systemd_method_restarts_the_unit_through_systemctl() {
             r#"#!/bin/sh
 echo "$*" >> {calls}
 case "$1" in
-show) echo always ;;
+show) printf 'Restart=always\nLoadState=loaded\n' ;;
 restart)
     pid=$(cat {pidfile})
     kill -KILL "$pid"
@@ -531,7 +524,7 @@ esac
     assert_eq!(
         calls,
         [
-            "show -p Restart --value docker.service",
+            "show -p Restart -p LoadState docker.service",
             "restart docker.service"
         ]
     );
