@@ -538,3 +538,79 @@ esac
         s["history"][0]["recovery_seconds"].as_f64().unwrap()
     );
 }
+
+/// A corrupt state file is reported, set aside, and read as a spent budget:
+/// a hang right after is not restarted.
+#[test]
+fn corrupt_state_file_is_read_as_a_spent_budget() {
+    let d = Dockerd::start_supervised("rem-corrupt");
+    let dir = short_tempdir("rem-corrupt-agent");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("remediation-docker.json"),
+        b"{\"version\": 1, \"rest",
+    )
+    .unwrap();
+    let cfg = config(&d.endpoint(), &state, &[], &[("pidfile", &pidfile_key(&d))]);
+    let agent = AgentProcess::start(dir.path(), &cfg, &[]);
+    let m = wait_healthy(&agent);
+    assert_eq!(
+        m.get(
+            "nodevitals_remediation_state_file_errors_total",
+            &[("target", "docker")]
+        ),
+        Some(1.0)
+    );
+    assert!(state.join("remediation-docker.json.corrupt").exists());
+    let s = status(&agent);
+    assert!(
+        s["state_file_error"].as_str().unwrap().contains("corrupt"),
+        "{s:#}"
+    );
+    assert_eq!(s["restarts_in_window"], 3, "{s:#}");
+    let pid = d.pid();
+    process::signal(pid, libc::SIGSTOP);
+    let m = agent.wait_metrics(MINUTE, "the hang held by the budget", |m| {
+        in_state(m, "exhausted") && skipped(m, "budget") >= 3.0
+    });
+    assert_eq!(all_restarts(&m), 0.0);
+    assert_eq!(d.pid(), pid);
+    assert_eq!(d.starts(), 1);
+    process::signal(pid, libc::SIGCONT);
+}
+
+/// `refuse_if_kills_workloads`: dockerd runs without live-restore and has a
+/// running container, so a restart would kill it: refused, dockerd untouched.
+#[test]
+fn restart_that_would_kill_workloads_is_refused() {
+    let d = Dockerd::start_supervised("rem-refuse");
+    d.build_busybox_image();
+    d.run_sleeper(&[]);
+    let dir = short_tempdir("rem-refuse-agent");
+    let cfg = config(
+        &d.endpoint(),
+        &dir.path().join("state"),
+        &[("refuse_if_kills_workloads", "true")],
+        &[("pidfile", &pidfile_key(&d))],
+    );
+    let agent = AgentProcess::start(dir.path(), &cfg, &[]);
+    agent.wait_metrics(MINUTE, "live-restore known and one container", |m| {
+        m.get("nodevitals_runtime_live_restore", &[("runtime", "docker")]) == Some(0.0)
+            && m.get(
+                "nodevitals_runtime_containers",
+                &[("runtime", "docker"), ("state", "running")],
+            ) == Some(1.0)
+    });
+    let pid = d.pid();
+    process::signal(pid, libc::SIGSTOP);
+    let m = agent.wait_metrics(MINUTE, "the restart refused", |m| {
+        skipped(m, "kills_workloads") >= 3.0
+    });
+    assert_eq!(all_restarts(&m), 0.0);
+    assert_eq!(d.pid(), pid);
+    assert_eq!(d.starts(), 1);
+    process::signal(pid, libc::SIGCONT);
+    d.wait_answering(MINUTE);
+    assert_eq!(d.running_containers(), 1, "the container survived");
+}
