@@ -8,13 +8,14 @@
 //! `_state_file_errors_total`.
 
 use super::defaults::{restart_kills_containers, RestartSpec};
-use super::history::{Event, History, WallClock, MAX_EVENTS};
+use super::history::{Event, WallClock, MAX_EVENTS};
 use super::machine::{Decision, Machine, Observation, Policy, RestartEnd, SkipReason, State};
 use super::procfs::Procfs;
+use super::report;
 use super::restart::Restarter;
 use super::state_file::{self, Persisted, StateFileError};
 use super::Board;
-use crate::config::{RestartMethod, RuntimeKind};
+use crate::config::RuntimeKind;
 use crate::metrics::RemediationMetrics;
 use crate::probe::runtime::RuntimeHealth;
 use crate::probe::Outcome;
@@ -53,36 +54,23 @@ pub(crate) struct Engine {
     preflight: String,
 }
 
-pub(crate) fn method_name(m: RestartMethod) -> &'static str {
-    match m {
-        RestartMethod::Signal => "signal",
-        RestartMethod::Systemd => "systemd",
-        RestartMethod::Command => "command",
-    }
-}
-
 impl Engine {
     pub(crate) fn new(p: EngineParts) -> Self {
         let target = p.kind.as_str();
-        let method = method_name(p.spec.method);
+        let method = report::method_name(p.spec.method);
         let states = State::ALL.map(State::as_str);
         let reasons = SkipReason::ALL.map(SkipReason::as_str);
         p.metrics.init(target, method, &states, &reasons);
-        let clock = WallClock::now();
-        let (history, events, error) = match state_file::load(&p.state_path) {
-            Ok(Some(saved)) => (saved.history(clock), saved.events, None),
-            Ok(None) => (History::default(), Vec::new(), None),
-            Err(e) => {
+        let (history, events, error) = match state_file::load_history(
+            &p.state_path,
+            &p.policy,
+            WallClock::now(),
+        ) {
+            Ok((history, events)) => (history, events, None),
+            Err((history, e)) => {
                 tracing::error!(target, error = %e, "remediation state file unusable: treating the restart budget as spent");
                 p.metrics.count_state_file_error(target);
-                if matches!(e, StateFileError::Corrupt { .. }) {
-                    state_file::set_aside(&p.state_path);
-                }
-                (
-                    state_file::conservative(&p.policy, clock),
-                    Vec::new(),
-                    Some(e.to_string()),
-                )
+                (history, Vec::new(), Some(e.to_string()))
             }
         };
         let machine = Machine::new(p.policy.clone(), history);
@@ -208,32 +196,12 @@ impl Engine {
     fn skipped(&mut self, reason: SkipReason, obs: &Observation) {
         self.last_decision = reason.as_str();
         self.p.metrics.count_skip(self.target, reason.as_str());
-        let (target, reason_str) = (self.target, reason.as_str());
-        let failures = obs.consecutive_failures;
-        match reason {
-            SkipReason::Budget => tracing::error!(
-                target,
-                max_restarts = self.machine.policy().max_restarts,
-                window = ?self.machine.policy().window,
-                consecutive_failures = failures,
-                "RUNTIME HUNG AND RESTART BUDGET EXHAUSTED: not restarting; the node needs a human"
-            ),
-            SkipReason::Misconfigured => tracing::warn!(
-                target,
-                "runtime unreachable because of the agent's setup: reported, never remediated"
-            ),
-            SkipReason::NotAHang => tracing::info!(
-                target,
-                consecutive_failures = failures,
-                "runtime failing but it answered within hang_after: not a hang (yet)"
-            ),
-            _ => tracing::warn!(
-                target,
-                reason = reason_str,
-                consecutive_failures = failures,
-                "runtime hung; restart held back"
-            ),
-        }
+        report::log_skip(
+            self.target,
+            reason,
+            obs.consecutive_failures,
+            self.machine.policy(),
+        );
     }
 
     async fn restart(&mut self, obs: &Observation) {
@@ -353,27 +321,21 @@ impl Engine {
         self.p
             .metrics
             .set_next_allowed(self.target, next.unwrap_or(0.0));
-        let h = self.machine.history();
-        let policy = self.machine.policy();
-        self.p.board.set(
-            self.target,
-            serde_json::json!({
-                "state": state.as_str(),
-                "method": self.method,
-                "dry_run": self.p.dry_run,
-                "next_allowed_unix": next,
-                "backoff_seconds": h.step.as_secs_f64(),
-                "restarts_in_window": h.restarts.len(),
-                "max_restarts": policy.max_restarts,
-                "window_seconds": policy.window.as_secs_f64(),
-                "last_decision": self.last_decision,
-                "running_containers": self.last_running,
-                "live_restore": self.live_restore,
-                "preflight": self.preflight,
-                "state_file": self.p.state_path.display().to_string(),
-                "state_file_error": self.state_file_error,
-                "history": self.events,
-            }),
-        );
+        let status = report::Status {
+            state,
+            method: self.method,
+            dry_run: self.p.dry_run,
+            next_allowed_unix: next,
+            history: self.machine.history(),
+            policy: self.machine.policy(),
+            last_decision: self.last_decision,
+            running_containers: self.last_running,
+            live_restore: self.live_restore,
+            preflight: &self.preflight,
+            state_file: &self.p.state_path,
+            state_file_error: self.state_file_error.as_deref(),
+            events: &self.events,
+        };
+        self.p.board.set(self.target, status.to_json());
     }
 }
