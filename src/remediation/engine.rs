@@ -156,41 +156,48 @@ impl Engine {
             Decision::Recovered { after } => {
                 self.last_decision = "recovered";
                 self.p.metrics.observe_recovery(self.target, after);
-                self.p
-                    .metrics
-                    .count_restart(self.target, self.method, "success");
                 let before = self.pending_event().and_then(|e| e.running_before);
+                let running_after = h.running_containers;
                 tracing::info!(
                     target = self.target,
                     recovery_seconds = after.as_secs_f64(),
                     running_before = ?before,
-                    running_after = ?h.running_containers,
+                    running_after = ?running_after,
                     "runtime answers again after the restart"
                 );
-                if let Some(e) = self.pending_event() {
-                    e.result = "success".into();
+                self.settle("success", |e| {
                     e.recovery_seconds = Some(after.as_secs_f64());
-                    e.running_after = h.running_containers;
-                }
-                self.save().await;
+                    e.running_after = running_after;
+                })
+                .await;
             }
             Decision::RecoveryFailed => {
                 self.last_decision = "recovery_failed";
-                self.p
-                    .metrics
-                    .count_restart(self.target, self.method, "failure");
                 tracing::error!(
                     target = self.target,
                     recovery_timeout = ?self.p.policy.recovery_timeout,
                     "runtime not answering within recovery_timeout after the restart: a failed restart"
                 );
-                if let Some(e) = self.pending_event() {
-                    e.result = "failure".into();
-                    e.detail.push_str("; not answering within recovery_timeout");
-                }
-                self.save().await;
+                self.settle("failure", |e| {
+                    e.detail.push_str("; not answering within recovery_timeout")
+                })
+                .await;
             }
         }
+    }
+
+    /// Settles the pending restart: the event first, then `/status`, then the
+    /// counter (whoever sees the count sees the event), then the state file.
+    async fn settle(&mut self, result: &'static str, update: impl FnOnce(&mut Event)) {
+        if let Some(e) = self.pending_event() {
+            e.result = result.into();
+            update(e);
+        }
+        self.publish();
+        self.p
+            .metrics
+            .count_restart(self.target, self.method, result);
+        self.save().await;
     }
 
     fn skipped(&mut self, reason: SkipReason, obs: &Observation) {
@@ -224,7 +231,7 @@ impl Engine {
         self.events.push(Event {
             at_unix: clock.to_unix(decided),
             method: self.method.into(),
-            result: if dry_run { "dry_run" } else { "pending" }.into(),
+            result: "pending".into(),
             recovery_seconds: None,
             running_before: self.last_running,
             running_after: None,
@@ -236,11 +243,12 @@ impl Engine {
         // Persisted before acting: an agent killed mid-restart still counts it.
         self.save().await;
         if dry_run {
-            self.p
-                .metrics
-                .count_restart(self.target, self.method, "dry_run");
             self.machine
                 .restart_finished(decided, Instant::now(), RestartEnd::DryRun);
+            self.settle("dry_run", |e| {
+                e.detail.insert_str(0, "dry run: nothing done; ")
+            })
+            .await;
             return;
         }
         self.publish();
@@ -251,34 +259,27 @@ impl Engine {
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(join) => Err(format!("restart task failed: {join}")),
         };
-        let end = match &result {
+        match result {
             Ok(detail) => {
                 tracing::info!(
                     target = self.target,
                     detail,
                     "restart issued; awaiting recovery"
                 );
-                RestartEnd::Issued
+                if let Some(ev) = self.pending_event() {
+                    ev.detail = format!("{detail}; {}", ev.detail);
+                }
+                self.machine
+                    .restart_finished(decided, Instant::now(), RestartEnd::Issued);
+                self.save().await;
             }
             Err(e) => {
                 tracing::error!(target = self.target, method = self.method, error = %e, "restart failed");
-                self.p
-                    .metrics
-                    .count_restart(self.target, self.method, "failure");
-                RestartEnd::Failed
-            }
-        };
-        if let Some(ev) = self.pending_event() {
-            match result {
-                Ok(detail) => ev.detail = format!("{detail}; {}", ev.detail),
-                Err(e) => {
-                    ev.result = "failure".into();
-                    ev.detail = e;
-                }
+                self.machine
+                    .restart_finished(decided, Instant::now(), RestartEnd::Failed);
+                self.settle("failure", |ev| ev.detail = e).await;
             }
         }
-        self.machine.restart_finished(decided, Instant::now(), end);
-        self.save().await;
     }
 
     fn pending_event(&mut self) -> Option<&mut Event> {
