@@ -119,19 +119,20 @@ fn wait_healthy(agent: &AgentProcess) -> Metrics {
     })
 }
 
-/// One hang: detected, dockerd killed via its pidfile and brought back by its
-/// supervisor, recovery measured, the running container accounted for. A
-/// second hang inside the backoff is held back.
-#[test]
-fn hang_is_restarted_by_signal_then_held_by_backoff() {
-    let d = Dockerd::start_supervised("rem-hang");
+/// A supervised dockerd running one container, and an agent (with `policy`)
+/// that sees it healthy, knows the container and has read live-restore.
+fn agent_with_one_container(
+    name: &str,
+    policy: &[(&str, &str)],
+) -> (Dockerd, tempfile::TempDir, AgentProcess, Metrics) {
+    let d = Dockerd::start_supervised(name);
     d.build_busybox_image();
     d.run_sleeper(&[]);
-    let dir = short_tempdir("rem-hang-agent");
+    let dir = short_tempdir(&format!("{name}-agent"));
     let cfg = config(
         &d.endpoint(),
         &dir.path().join("state"),
-        &[],
+        policy,
         &[("pidfile", &pidfile_key(&d))],
     );
     let agent = AgentProcess::start(dir.path(), &cfg, &[]);
@@ -143,6 +144,15 @@ fn hang_is_restarted_by_signal_then_held_by_backoff() {
             ) == Some(1.0)
             && m.has("nodevitals_runtime_live_restore", &[("runtime", "docker")])
     });
+    (d, dir, agent, m)
+}
+
+/// One hang: detected, dockerd killed via its pidfile and brought back by its
+/// supervisor, recovery measured, the running container accounted for. A
+/// second hang inside the backoff is held back.
+#[test]
+fn hang_is_restarted_by_signal_then_held_by_backoff() {
+    let (d, _dir, agent, m) = agent_with_one_container("rem-hang", &[]);
     // dockerd runs without live-restore: a restart will kill the container.
     assert_eq!(
         m.get("nodevitals_runtime_live_restore", &[("runtime", "docker")]),
@@ -584,24 +594,12 @@ fn corrupt_state_file_is_read_as_a_spent_budget() {
 /// running container, so a restart would kill it: refused, dockerd untouched.
 #[test]
 fn restart_that_would_kill_workloads_is_refused() {
-    let d = Dockerd::start_supervised("rem-refuse");
-    d.build_busybox_image();
-    d.run_sleeper(&[]);
-    let dir = short_tempdir("rem-refuse-agent");
-    let cfg = config(
-        &d.endpoint(),
-        &dir.path().join("state"),
-        &[("refuse_if_kills_workloads", "true")],
-        &[("pidfile", &pidfile_key(&d))],
+    let (d, _dir, agent, m) =
+        agent_with_one_container("rem-refuse", &[("refuse_if_kills_workloads", "true")]);
+    assert_eq!(
+        m.get("nodevitals_runtime_live_restore", &[("runtime", "docker")]),
+        Some(0.0)
     );
-    let agent = AgentProcess::start(dir.path(), &cfg, &[]);
-    agent.wait_metrics(MINUTE, "live-restore known and one container", |m| {
-        m.get("nodevitals_runtime_live_restore", &[("runtime", "docker")]) == Some(0.0)
-            && m.get(
-                "nodevitals_runtime_containers",
-                &[("runtime", "docker"), ("state", "running")],
-            ) == Some(1.0)
-    });
     let pid = d.pid();
     process::signal(pid, libc::SIGSTOP);
     let m = agent.wait_metrics(MINUTE, "the restart refused", |m| {
