@@ -146,6 +146,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct Agent {
     source: ConfigSource,
     config: Config,
+    /// `--dry-run` holds across reloads, whatever the new file says.
+    dry_run_flag: bool,
     metrics: Arc<Metrics>,
     status: Arc<StatusBoard>,
     health: Arc<Health>,
@@ -156,10 +158,18 @@ impl Agent {
         Self {
             source,
             config,
+            dry_run_flag: false,
             metrics: Arc::new(Metrics::new()),
             status: Arc::new(StatusBoard::default()),
             health: Arc::new(Health::default()),
         }
+    }
+
+    /// Forces `remediation.dry_run` on, now and after every reload (`--dry-run`).
+    pub fn force_dry_run(mut self, on: bool) -> Self {
+        self.dry_run_flag = on;
+        self.config.remediation.dry_run |= on;
+        self
     }
 
     fn sinks(&self) -> Sinks {
@@ -226,7 +236,8 @@ impl Agent {
     /// stays in force. Returns whether the new config was applied.
     fn reload(&mut self) -> bool {
         match Config::load(&self.source) {
-            Ok(new) => {
+            Ok(mut new) => {
+                new.remediation.dry_run |= self.dry_run_flag;
                 if new.server.listen != self.config.server.listen {
                     tracing::warn!(
                         current = %self.config.server.listen,

@@ -565,6 +565,29 @@ mod tests {
     }
 
     #[test]
+    fn remediation_keys_are_validated() {
+        let e = parse("[remediation]\nbackoff_jitter = 1.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("remediation.backoff_jitter"), "{e}");
+        let rt = "[[runtime]]\nkind = \"docker\"\nendpoint = \"/d.sock\"\n[runtime.restart]\n";
+        let e = parse(&format!("{rt}diagnostic_signal = \"SIGKILL\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("runtime[0].restart.diagnostic_signal"), "{e}");
+        let e = parse(&format!("{rt}timeout = \"0s\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("runtime[0].restart.timeout"), "{e}");
+        let c = parse(&format!(
+            "{rt}method = \"systemd\"\nsystemctl = \"/opt/systemctl\"\ngrace = \"3s\"\n[remediation]\nrefuse_if_kills_workloads = true\n"
+        ))
+        .unwrap();
+        assert_eq!(c.runtimes[0].restart.grace, Duration::from_secs(3));
+        assert!(c.remediation.refuse_if_kills_workloads);
+    }
+
+    #[test]
     fn missing_default_file_is_defaults_but_explicit_is_error() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("absent.toml");

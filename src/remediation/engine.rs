@@ -8,13 +8,14 @@
 //! `_state_file_errors_total`.
 
 use super::defaults::{restart_kills_containers, RestartSpec};
-use super::history::{Event, History, WallClock, MAX_EVENTS};
+use super::history::{Event, WallClock, MAX_EVENTS};
 use super::machine::{Decision, Machine, Observation, Policy, RestartEnd, SkipReason, State};
 use super::procfs::Procfs;
+use super::report;
 use super::restart::Restarter;
 use super::state_file::{self, Persisted, StateFileError};
 use super::Board;
-use crate::config::{RestartMethod, RuntimeKind};
+use crate::config::RuntimeKind;
 use crate::metrics::RemediationMetrics;
 use crate::probe::runtime::RuntimeHealth;
 use crate::probe::Outcome;
@@ -53,36 +54,23 @@ pub(crate) struct Engine {
     preflight: String,
 }
 
-pub(crate) fn method_name(m: RestartMethod) -> &'static str {
-    match m {
-        RestartMethod::Signal => "signal",
-        RestartMethod::Systemd => "systemd",
-        RestartMethod::Command => "command",
-    }
-}
-
 impl Engine {
     pub(crate) fn new(p: EngineParts) -> Self {
         let target = p.kind.as_str();
-        let method = method_name(p.spec.method);
+        let method = report::method_name(p.spec.method);
         let states = State::ALL.map(State::as_str);
         let reasons = SkipReason::ALL.map(SkipReason::as_str);
         p.metrics.init(target, method, &states, &reasons);
-        let clock = WallClock::now();
-        let (history, events, error) = match state_file::load(&p.state_path) {
-            Ok(Some(saved)) => (saved.history(clock), saved.events, None),
-            Ok(None) => (History::default(), Vec::new(), None),
-            Err(e) => {
+        let (history, events, error) = match state_file::load_history(
+            &p.state_path,
+            &p.policy,
+            WallClock::now(),
+        ) {
+            Ok((history, events)) => (history, events, None),
+            Err((history, e)) => {
                 tracing::error!(target, error = %e, "remediation state file unusable: treating the restart budget as spent");
                 p.metrics.count_state_file_error(target);
-                if matches!(e, StateFileError::Corrupt { .. }) {
-                    state_file::set_aside(&p.state_path);
-                }
-                (
-                    state_file::conservative(&p.policy, clock),
-                    Vec::new(),
-                    Some(e.to_string()),
-                )
+                (history, Vec::new(), Some(e.to_string()))
             }
         };
         let machine = Machine::new(p.policy.clone(), history);
@@ -168,72 +156,59 @@ impl Engine {
             Decision::Recovered { after } => {
                 self.last_decision = "recovered";
                 self.p.metrics.observe_recovery(self.target, after);
-                self.p
-                    .metrics
-                    .count_restart(self.target, self.method, "success");
                 let before = self.pending_event().and_then(|e| e.running_before);
+                let running_after = h.running_containers;
                 tracing::info!(
                     target = self.target,
                     recovery_seconds = after.as_secs_f64(),
                     running_before = ?before,
-                    running_after = ?h.running_containers,
+                    running_after = ?running_after,
                     "runtime answers again after the restart"
                 );
-                if let Some(e) = self.pending_event() {
-                    e.result = "success".into();
+                self.settle("success", |e| {
                     e.recovery_seconds = Some(after.as_secs_f64());
-                    e.running_after = h.running_containers;
-                }
-                self.save().await;
+                    e.running_after = running_after;
+                })
+                .await;
             }
             Decision::RecoveryFailed => {
                 self.last_decision = "recovery_failed";
-                self.p
-                    .metrics
-                    .count_restart(self.target, self.method, "failure");
                 tracing::error!(
                     target = self.target,
                     recovery_timeout = ?self.p.policy.recovery_timeout,
                     "runtime not answering within recovery_timeout after the restart: a failed restart"
                 );
-                if let Some(e) = self.pending_event() {
-                    e.result = "failure".into();
-                    e.detail.push_str("; not answering within recovery_timeout");
-                }
-                self.save().await;
+                self.settle("failure", |e| {
+                    e.detail.push_str("; not answering within recovery_timeout")
+                })
+                .await;
             }
         }
+    }
+
+    /// Settles the pending restart: the event first, then `/status`, then the
+    /// counter (whoever sees the count sees the event), then the state file.
+    async fn settle(&mut self, result: &'static str, update: impl FnOnce(&mut Event)) {
+        if let Some(e) = self.pending_event() {
+            e.result = result.into();
+            update(e);
+        }
+        self.publish();
+        self.p
+            .metrics
+            .count_restart(self.target, self.method, result);
+        self.save().await;
     }
 
     fn skipped(&mut self, reason: SkipReason, obs: &Observation) {
         self.last_decision = reason.as_str();
         self.p.metrics.count_skip(self.target, reason.as_str());
-        let (target, reason_str) = (self.target, reason.as_str());
-        let failures = obs.consecutive_failures;
-        match reason {
-            SkipReason::Budget => tracing::error!(
-                target,
-                max_restarts = self.machine.policy().max_restarts,
-                window = ?self.machine.policy().window,
-                consecutive_failures = failures,
-                "RUNTIME HUNG AND RESTART BUDGET EXHAUSTED: not restarting; the node needs a human"
-            ),
-            SkipReason::Misconfigured => tracing::warn!(
-                target,
-                "runtime unreachable because of the agent's setup: reported, never remediated"
-            ),
-            SkipReason::NotAHang => tracing::info!(
-                target,
-                consecutive_failures = failures,
-                "runtime failing but it answered within hang_after: slow, not hung"
-            ),
-            _ => tracing::warn!(
-                target,
-                reason = reason_str,
-                consecutive_failures = failures,
-                "runtime hung; restart held back"
-            ),
-        }
+        report::log_skip(
+            self.target,
+            reason,
+            obs.consecutive_failures,
+            self.machine.policy(),
+        );
     }
 
     async fn restart(&mut self, obs: &Observation) {
@@ -256,7 +231,7 @@ impl Engine {
         self.events.push(Event {
             at_unix: clock.to_unix(decided),
             method: self.method.into(),
-            result: if dry_run { "dry_run" } else { "pending" }.into(),
+            result: "pending".into(),
             recovery_seconds: None,
             running_before: self.last_running,
             running_after: None,
@@ -268,11 +243,12 @@ impl Engine {
         // Persisted before acting: an agent killed mid-restart still counts it.
         self.save().await;
         if dry_run {
-            self.p
-                .metrics
-                .count_restart(self.target, self.method, "dry_run");
             self.machine
                 .restart_finished(decided, Instant::now(), RestartEnd::DryRun);
+            self.settle("dry_run", |e| {
+                e.detail.insert_str(0, "dry run: nothing done; ")
+            })
+            .await;
             return;
         }
         self.publish();
@@ -283,34 +259,27 @@ impl Engine {
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(join) => Err(format!("restart task failed: {join}")),
         };
-        let end = match &result {
+        match result {
             Ok(detail) => {
                 tracing::info!(
                     target = self.target,
                     detail,
                     "restart issued; awaiting recovery"
                 );
-                RestartEnd::Issued
+                if let Some(ev) = self.pending_event() {
+                    ev.detail = format!("{detail}; {}", ev.detail);
+                }
+                self.machine
+                    .restart_finished(decided, Instant::now(), RestartEnd::Issued);
+                self.save().await;
             }
             Err(e) => {
                 tracing::error!(target = self.target, method = self.method, error = %e, "restart failed");
-                self.p
-                    .metrics
-                    .count_restart(self.target, self.method, "failure");
-                RestartEnd::Failed
-            }
-        };
-        if let Some(ev) = self.pending_event() {
-            match result {
-                Ok(detail) => ev.detail = format!("{detail}; {}", ev.detail),
-                Err(e) => {
-                    ev.result = "failure".into();
-                    ev.detail = e;
-                }
+                self.machine
+                    .restart_finished(decided, Instant::now(), RestartEnd::Failed);
+                self.settle("failure", |ev| ev.detail = e).await;
             }
         }
-        self.machine.restart_finished(decided, Instant::now(), end);
-        self.save().await;
     }
 
     fn pending_event(&mut self) -> Option<&mut Event> {
@@ -353,27 +322,21 @@ impl Engine {
         self.p
             .metrics
             .set_next_allowed(self.target, next.unwrap_or(0.0));
-        let h = self.machine.history();
-        let policy = self.machine.policy();
-        self.p.board.set(
-            self.target,
-            serde_json::json!({
-                "state": state.as_str(),
-                "method": self.method,
-                "dry_run": self.p.dry_run,
-                "next_allowed_unix": next,
-                "backoff_seconds": h.step.as_secs_f64(),
-                "restarts_in_window": h.restarts.len(),
-                "max_restarts": policy.max_restarts,
-                "window_seconds": policy.window.as_secs_f64(),
-                "last_decision": self.last_decision,
-                "running_containers": self.last_running,
-                "live_restore": self.live_restore,
-                "preflight": self.preflight,
-                "state_file": self.p.state_path.display().to_string(),
-                "state_file_error": self.state_file_error,
-                "history": self.events,
-            }),
-        );
+        let status = report::Status {
+            state,
+            method: self.method,
+            dry_run: self.p.dry_run,
+            next_allowed_unix: next,
+            history: self.machine.history(),
+            policy: self.machine.policy(),
+            last_decision: self.last_decision,
+            running_containers: self.last_running,
+            live_restore: self.live_restore,
+            preflight: &self.preflight,
+            state_file: &self.p.state_path,
+            state_file_error: self.state_file_error.as_deref(),
+            events: &self.events,
+        };
+        self.p.board.set(self.target, status.to_json());
     }
 }

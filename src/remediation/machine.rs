@@ -61,7 +61,8 @@ pub(crate) enum SkipReason {
     BootGrace,
     /// Failing, but the runtime answered (perhaps late) within `hang_after`.
     NotAHang,
-    /// The agent cannot reach the runtime because of its own setup.
+    /// The agent cannot reach the runtime because of its own setup (or the
+    /// socket refuses and never answered since the agent started).
     Misconfigured,
     /// The restart would kill running containers and policy refuses that.
     KillsWorkloads,
@@ -253,7 +254,11 @@ impl Machine {
         if o.consecutive_failures < self.policy.failure_threshold {
             return Decision::Nothing;
         }
-        if o.outcome == Some(Outcome::Misconfigured) {
+        // A socket that was never answered on since the agent started and is
+        // absent or refusing is more likely a wrong path than a dead runtime:
+        // reported like a misconfiguration, never remediated.
+        let never_answered_refused = o.outcome == Some(Outcome::Refused) && o.last_answer.is_none();
+        if o.outcome == Some(Outcome::Misconfigured) || never_answered_refused {
             return Decision::Skip(SkipReason::Misconfigured);
         }
         let silent_since = o.last_answer.unwrap_or(first_seen);
@@ -489,20 +494,32 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn misconfigured_is_never_remediated() {
-        let mut s = Sim::new(policy());
-        for i in 1..=600 {
-            let d = s.round(SEC, Outcome::Misconfigured).await;
-            if i >= 3 {
-                assert_eq!(d, Decision::Skip(SkipReason::Misconfigured));
+        // Permission denied / not a socket, and a path that never answered.
+        for outcome in [Outcome::Misconfigured, Outcome::Refused] {
+            let mut s = Sim::new(policy());
+            for i in 1..=600 {
+                let d = s.round(SEC, outcome).await;
+                if i >= 3 {
+                    assert_eq!(d, Decision::Skip(SkipReason::Misconfigured), "{outcome}");
+                }
             }
+            assert!(s.m.history().restarts.is_empty());
         }
-        assert!(s.m.history().restarts.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_after_answering_is_a_dead_runtime() {
+        let mut s = Sim::new(policy());
+        s.round(SEC, Outcome::Ok).await;
+        let (d, rounds) = s.until_decision(Outcome::Refused, 100).await;
+        assert_eq!(d, Decision::Restart);
+        assert_eq!(rounds, 10);
     }
 
     #[tokio::test(start_paused = true)]
     async fn never_answered_counts_silence_from_first_observation() {
         let mut s = Sim::new(policy());
-        let (d, rounds) = s.until_decision(Outcome::Refused, 100).await;
+        let (d, rounds) = s.until_decision(Outcome::Timeout, 100).await;
         assert_eq!(d, Decision::Restart);
         // First observation at t=1 s, hang_after 10 s: restart at t=11 s.
         assert_eq!(rounds, 11);

@@ -10,6 +10,7 @@ mod engine;
 mod history;
 mod machine;
 mod procfs;
+mod report;
 mod restart;
 mod state_file;
 
@@ -89,7 +90,7 @@ impl Remediation {
                     target = %rt.kind,
                     enabled = r.enabled,
                     dry_run = r.dry_run,
-                    method = engine::method_name(parts.spec.method),
+                    method = report::method_name(parts.spec.method),
                     "remediation engine started"
                 );
                 tokio::spawn(engine::Engine::new(parts).run(health))

@@ -112,6 +112,25 @@ pub(crate) fn load(path: &Path) -> Result<Option<Persisted>, StateFileError> {
     }
 }
 
+/// The history in the state file. A corrupt file is set aside; an unusable
+/// file yields the conservative history along with the error to report.
+pub(crate) fn load_history(
+    path: &Path,
+    policy: &Policy,
+    clock: WallClock,
+) -> Result<(History, Vec<Event>), (History, StateFileError)> {
+    match load(path) {
+        Ok(Some(saved)) => Ok((saved.history(clock), saved.events)),
+        Ok(None) => Ok((History::default(), Vec::new())),
+        Err(e) => {
+            if matches!(e, StateFileError::Corrupt { .. }) {
+                set_aside(path);
+            }
+            Err((conservative(policy, clock), e))
+        }
+    }
+}
+
 /// Keeps a corrupt file for inspection before it is overwritten.
 pub(crate) fn set_aside(path: &Path) {
     let mut aside = path.as_os_str().to_owned();

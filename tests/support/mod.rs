@@ -17,6 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Config sections turning off every probe but the runtime's, for tests that
+/// exercise only the runtime probe and remediation.
+pub const OTHER_PROBES_OFF: &str =
+    "[kubelet]\nenabled = false\n\n[dns]\nenabled = false\n\n[cpu]\nenabled = false\n";
+
 /// Polls `cond` every 50 ms until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

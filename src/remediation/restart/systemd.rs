@@ -30,8 +30,18 @@ pub(crate) fn restarts_after_kill(policy: &str) -> bool {
     matches!(policy, "always" | "on-failure" | "on-abnormal")
 }
 
+/// `Restart=` and `LoadState=` from `systemctl show -p Restart -p LoadState`
+/// output (`Key=value` lines, in any order); pure.
+pub(crate) fn parse_show(text: &str) -> (Option<&str>, Option<&str>) {
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+    };
+    (get("Restart"), get("LoadState"))
+}
+
 /// Reads the unit's `Restart=` and warns loudly when a killed runtime would
-/// stay dead.
+/// stay dead (or when the unit does not exist at all).
 pub(crate) async fn check_unit_policy(
     systemctl: PathBuf,
     unit: String,
@@ -42,11 +52,21 @@ pub(crate) async fn check_unit_policy(
         "show".into(),
         "-p".into(),
         "Restart".into(),
-        "--value".into(),
+        "-p".into(),
+        "LoadState".into(),
         unit.clone(),
     ];
-    let policy = run_command(&argv, timeout).await?;
-    if restarts_after_kill(&policy) {
+    let out = run_command(&argv, timeout).await?;
+    let (policy, load_state) = parse_show(&out);
+    if load_state == Some("not-found") {
+        tracing::warn!(
+            unit,
+            "systemd has no unit of that name: set runtime.restart.unit"
+        );
+        return Ok(format!("{unit} not found by systemd"));
+    }
+    let policy = policy.unwrap_or("unknown");
+    if restarts_after_kill(policy) {
         return Ok(format!("{unit} has Restart={policy}"));
     }
     tracing::warn!(
@@ -85,6 +105,27 @@ impl Restarter for SystemdRestarter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn show_output_parses_in_any_order() {
+        assert_eq!(
+            parse_show("LoadState=loaded\nRestart=always\n"),
+            (Some("always"), Some("loaded"))
+        );
+        assert_eq!(
+            parse_show("Restart=no\nLoadState=not-found"),
+            (Some("no"), Some("not-found"))
+        );
+        assert_eq!(parse_show(""), (None, None));
+        assert_eq!(parse_show("Restarts=x\n=\n"), (None, None));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_show_never_panics(s in "\\PC{0,100}") {
+            let _ = parse_show(&s);
+        }
+    }
 
     #[test]
     fn kill_survival_by_policy() {
