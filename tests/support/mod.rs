@@ -5,6 +5,7 @@
 
 pub mod dockerd;
 pub mod process;
+pub mod threads;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -68,6 +69,9 @@ impl AgentProcess {
             .env_remove("NODE_NAME")
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("DOCKER_HOST")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         customise(&mut cmd);
