@@ -28,6 +28,17 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// Fails the test, saying how to get it, when `binary` is not on PATH.
+pub fn require(binary: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(binary).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{binary} is not installed: run scripts/test.sh (it installs the Debian package {package})"
+    );
+}
+
 /// A scratch directory under /tmp with a short path (unix socket paths are
 /// limited to 108 bytes), removed on drop.
 pub fn short_tempdir(prefix: &str) -> tempfile::TempDir {
@@ -160,7 +171,8 @@ impl Drop for AgentProcess {
     }
 }
 
-fn listen_addr(line: &str) -> Option<SocketAddr> {
+/// The address in an agent log line `... listen=ADDR ...`.
+pub fn listen_addr(line: &str) -> Option<SocketAddr> {
     let rest = &line[line.find("listen=")? + "listen=".len()..];
     rest.split_whitespace()
         .next()?
