@@ -64,9 +64,10 @@ for _ in $(seq "$secs"); do
     sleep 1
 done
 end_cpu=$(cpu)
-grep -q 'nodevitals_runtime_up{runtime="docker"} 1' <(curl -fsS "http://$addr/metrics") ||
+scrape=$(curl -fsS "http://$addr/metrics")
+grep -q 'nodevitals_runtime_up{runtime="docker"} 1' <<<"$scrape" ||
     { echo "dockerd not reported up"; exit 1; }
-scrape_bytes=$(curl -fsS "http://$addr/metrics" | wc -c)
+scrape_bytes=$(wc -c <<<"$scrape")
 echo "binary: $(stat -c %s "$bin") bytes (static)"
 echo "over ${secs}s, docker probed every 1s, scraped every 1s:"
 grep -E '^(VmHWM|VmRSS)' "/proc/$agent_pid/status"
