@@ -14,22 +14,6 @@ use support::{http_get, listen_addr, wait_until, Metrics};
 
 const TAG: &str = "nodevitals-test/agent:latest";
 
-/// Probes that would reach beyond loopback (DNS to the host's resolvers) or
-/// need Kubernetes are off; the runtime is auto-detected, as in the DaemonSet.
-const CONFIG: &str = r#"
-[remediation]
-enabled = false
-
-[kubelet]
-enabled = false
-
-[dns]
-enabled = false
-
-[cpu]
-enabled = false
-"#;
-
 #[test]
 fn image_builds_without_pulling_and_its_agent_reports_dockerd_up() {
     support::require("ldd", "libc-bin");
@@ -58,7 +42,8 @@ fn image_builds_without_pulling_and_its_agent_reports_dockerd_up() {
     assert_eq!(layers, "1", "the image must be FROM scratch plus one COPY");
 
     let config = d.dir.path().join("agent.toml");
-    std::fs::write(&config, CONFIG).unwrap();
+    // No [[runtime]]: the socket is auto-detected, as in the DaemonSet.
+    std::fs::write(&config, support::ONLY_RUNTIME).unwrap();
     let id = d.docker(&[
         "run",
         "-d",

@@ -6,30 +6,6 @@ use std::time::Duration;
 use support::dockerd::Dockerd;
 use support::{short_tempdir, AgentProcess};
 
-fn config(endpoint: &str) -> String {
-    format!(
-        r#"
-[[runtime]]
-kind = "docker"
-endpoint = "{endpoint}"
-interval = "1s"
-timeout = "1s"
-
-[remediation]
-enabled = false
-
-[kubelet]
-enabled = false
-
-[dns]
-enabled = false
-
-[cpu]
-enabled = false
-"#
-    )
-}
-
 const UP: &str = "nodevitals_runtime_up";
 
 #[test]
@@ -40,7 +16,7 @@ fn healthy_dockerd_reports_up_and_its_containers() {
     assert!(!id.is_empty());
     assert_eq!(d.running_containers(), 1);
     let dir = short_tempdir("agent");
-    let agent = AgentProcess::start(dir.path(), &config(&d.endpoint()), &[]);
+    let agent = AgentProcess::start(dir.path(), &support::docker_config(&d.endpoint()), &[]);
     let m = agent.wait_metrics(Duration::from_secs(10), "runtime_up 1", |m| {
         m.get(UP, &[("runtime", "docker")]) == Some(1.0)
     });

@@ -148,35 +148,11 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
-fn agent_config(endpoint: &str) -> String {
-    format!(
-        r#"
-[[runtime]]
-kind = "docker"
-endpoint = "{endpoint}"
-interval = "1s"
-timeout = "1s"
-
-[remediation]
-enabled = false
-
-[kubelet]
-enabled = false
-
-[dns]
-enabled = false
-
-[cpu]
-enabled = false
-"#
-    )
-}
-
 #[test]
 fn prometheus_scrapes_the_agent_and_sees_dockerd_up() {
     let d = Dockerd::start("prom");
     let dir = short_tempdir("prom-agent");
-    let agent = AgentProcess::start(dir.path(), &agent_config(&d.endpoint()), &[]);
+    let agent = AgentProcess::start(dir.path(), &support::docker_config(&d.endpoint()), &[]);
     let prom = Prometheus::start(agent.addr);
     let ctx = || {
         format!(
@@ -230,7 +206,7 @@ fn prometheus_scrapes_the_agent_and_sees_dockerd_up() {
 fn promtool_finds_no_problem_in_a_real_scrape() {
     let d = Dockerd::start("lint");
     let dir = short_tempdir("lint-agent");
-    let agent = AgentProcess::start(dir.path(), &agent_config(&d.endpoint()), &[]);
+    let agent = AgentProcess::start(dir.path(), &support::docker_config(&d.endpoint()), &[]);
     let m = agent.wait_metrics(Duration::from_secs(10), "runtime_up", |m| {
         m.get("nodevitals_runtime_up", &[("runtime", "docker")]) == Some(1.0)
     });

@@ -311,8 +311,7 @@ fn manifest_agrees_with_the_binary() {
 #[test]
 fn the_probed_endpoints_exist() {
     let dir = support::short_tempdir("shipped");
-    let off = "[kubelet]\nenabled = false\n[dns]\nenabled = false\n[cpu]\nenabled = false\n";
-    let agent = support::AgentProcess::start(dir.path(), off, &[]);
+    let agent = support::AgentProcess::start(dir.path(), support::ONLY_RUNTIME, &[]);
     for path in ["/healthz", "/readyz", "/metrics"] {
         let (status, body) = agent.get(path);
         assert_ne!(status, 404, "{path}: {body}");

@@ -60,28 +60,7 @@ fn ready_then_watchdog_only_while_the_scheduler_progresses() {
     let dir = short_tempdir("notify");
     let sock = dir.path().join("notify.sock");
     let manager = FakeManager::bind(&sock);
-    let config = format!(
-        r#"
-[[runtime]]
-kind = "docker"
-endpoint = "{}"
-interval = "1s"
-timeout = "1s"
-
-[remediation]
-enabled = false
-
-[kubelet]
-enabled = false
-
-[dns]
-enabled = false
-
-[cpu]
-enabled = false
-"#,
-        d.endpoint()
-    );
+    let config = support::docker_config(&d.endpoint());
     // A 1 s watchdog: the agent pings every 500 ms.
     let agent = AgentProcess::start_with(dir.path(), &config, &[], |cmd| {
         cmd.env("NOTIFY_SOCKET", &sock)

@@ -28,6 +28,29 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// Every probe but the runtime's off, and no remediation: the others would
+/// reach beyond loopback (DNS to the host's resolvers) or need a Kubernetes node.
+pub const ONLY_RUNTIME: &str = "
+[remediation]
+enabled = false
+
+[kubelet]
+enabled = false
+
+[dns]
+enabled = false
+
+[cpu]
+enabled = false
+";
+
+/// A config probing the Docker daemon at `endpoint` every second, and nothing else.
+pub fn docker_config(endpoint: &str) -> String {
+    format!(
+        "[[runtime]]\nkind = \"docker\"\nendpoint = \"{endpoint}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n{ONLY_RUNTIME}"
+    )
+}
+
 /// Fails the test, saying how to get it, when `binary` is not on PATH.
 pub fn require(binary: &str, package: &str) {
     let found = std::env::var_os("PATH")
