@@ -256,7 +256,7 @@ fn notify_loop(
         }
         if !ready {
             ready = true;
-            notifier.send_logged("READY=1\nSTATUS=every probe has run; serving");
+            notifier.send_logged("READY=1");
         }
         if now != last {
             match &now {

@@ -36,6 +36,10 @@ impl StoppedThreads {
             // SAFETY: ptrace requests on another process's thread with null
             // address and data arguments touch none of our memory.
             let seized = unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, 0, 0) };
+            if seized != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+                // An idle blocking-pool thread that exited since the listing.
+                continue;
+            }
             assert_eq!(
                 seized,
                 0,
