@@ -28,7 +28,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_ADDR_LEN: usize = 107;
 
 #[derive(Debug, thiserror::Error)]
-pub enum NotifyError {
+pub(crate) enum NotifyError {
     #[error("NOTIFY_SOCKET=\"{value}\": {reason}")]
     Address { value: String, reason: &'static str },
     #[error("WATCHDOG_USEC=\"{value}\": {reason}")]
@@ -42,7 +42,7 @@ pub enum NotifyError {
 
 /// Where `$NOTIFY_SOCKET` points.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotifyAddr {
+pub(crate) enum NotifyAddr {
     Path(PathBuf),
     /// The name without the leading `@`.
     Abstract(Vec<u8>),
@@ -50,7 +50,7 @@ pub enum NotifyAddr {
 
 /// Parses the value of `$NOTIFY_SOCKET`: an absolute path, or `@name` for the
 /// abstract namespace. Other socket families (`vsock:`) are not supported.
-pub fn parse_notify_socket(value: &str) -> Result<NotifyAddr, NotifyError> {
+pub(crate) fn parse_notify_socket(value: &str) -> Result<NotifyAddr, NotifyError> {
     let bad = |reason| NotifyError::Address {
         value: value.to_owned(),
         reason,
@@ -76,7 +76,7 @@ pub fn parse_notify_socket(value: &str) -> Result<NotifyAddr, NotifyError> {
 /// The watchdog ping period from `$WATCHDOG_USEC` and `$WATCHDOG_PID`: half the
 /// timeout, as sd_watchdog_enabled(3) advises. `None` when no watchdog is set,
 /// or when it is meant for another process (`WATCHDOG_PID` names another PID).
-pub fn watchdog_period(
+pub(crate) fn watchdog_period(
     usec: Option<&str>,
     pid: Option<&str>,
     own_pid: u32,
@@ -104,7 +104,7 @@ pub fn watchdog_period(
 }
 
 /// An unbound datagram socket that sends to the notification address.
-pub struct Notifier {
+pub(crate) struct Notifier {
     socket: UnixDatagram,
     addr: SocketAddr,
     shown: String,
@@ -153,7 +153,7 @@ impl Notifier {
 }
 
 /// The notification thread; `stop` sends `STOPPING=1` and joins it.
-pub struct Supervisor {
+pub(crate) struct Supervisor {
     notifier: Arc<Notifier>,
     stop: mpsc::Sender<()>,
     thread: JoinHandle<()>,
@@ -209,7 +209,7 @@ impl Supervisor {
 
 /// What to tell systemd after one check of `health`.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Not every probe has run yet: say nothing.
     Starting,
     /// Every loop is progressing: feed the watchdog.
@@ -218,7 +218,7 @@ pub enum Decision {
     Stuck(Vec<String>),
 }
 
-pub fn decide(health: &Health) -> Decision {
+pub(crate) fn decide(health: &Health) -> Decision {
     if !health.not_ready().is_empty() {
         return Decision::Starting;
     }

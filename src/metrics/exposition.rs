@@ -3,11 +3,12 @@
 //! scrapers) get the Prometheus text format 0.0.4, rewritten from the
 //! OpenMetrics text. Emits no metrics of its own.
 
-pub const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-pub const TEXT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const OPENMETRICS_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const TEXT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Whether an `Accept` header value asks for OpenMetrics (with a q above 0).
-pub fn wants_openmetrics(accept: &str) -> bool {
+pub(crate) fn wants_openmetrics(accept: &str) -> bool {
     accept.split(',').any(|range| {
         let mut parts = range.split(';').map(str::trim);
         let is_om = parts
@@ -27,7 +28,7 @@ pub fn wants_openmetrics(accept: &str) -> bool {
 ///   no notion of a counter family whose samples carry a suffix;
 /// - `info` and `stateset` families become gauges (0.0.4 has neither type);
 /// - `# UNIT` and `# EOF` lines and exemplars are dropped.
-pub fn to_prometheus_text(openmetrics: &str) -> String {
+pub(crate) fn to_prometheus_text(openmetrics: &str) -> String {
     let mut out = String::with_capacity(openmetrics.len());
     let mut lines = openmetrics.lines().peekable();
     while let Some(line) = lines.next() {
