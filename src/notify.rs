@@ -218,8 +218,11 @@ pub(crate) enum Decision {
     Stuck(Vec<String>),
 }
 
-pub(crate) fn decide(health: &Health) -> Decision {
-    if !health.not_ready().is_empty() {
+/// `ready`: READY=1 was sent already. From then on only stuck loops withhold
+/// the ping: a probe added by a config reload has not run yet, but it is not
+/// stuck until it misses its first run (`Health::reset` gives it an interval).
+pub(crate) fn decide(health: &Health, ready: bool) -> Decision {
+    if !ready && !health.not_ready().is_empty() {
         return Decision::Starting;
     }
     let stuck = health.stuck();
@@ -250,7 +253,7 @@ fn notify_loop(
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
-        let now = decide(health);
+        let now = decide(health, ready);
         if now == Decision::Starting {
             continue;
         }
@@ -324,16 +327,30 @@ mod tests {
         let h = Health::default();
         let d = Duration::from_secs(1);
         h.reset(&[("a".into(), d, d), ("b".into(), d, d)]);
-        assert_eq!(decide(&h), Decision::Starting);
+        assert_eq!(decide(&h, false), Decision::Starting);
         h.progressed("a");
-        assert_eq!(decide(&h), Decision::Starting);
+        assert_eq!(decide(&h, false), Decision::Starting);
         h.progressed("b");
-        assert_eq!(decide(&h), Decision::Alive);
+        assert_eq!(decide(&h, false), Decision::Alive);
         tokio::time::advance(Duration::from_secs(8)).await;
         h.progressed("a");
-        assert_eq!(decide(&h), Decision::Stuck(vec!["b".into()]));
+        assert_eq!(decide(&h, true), Decision::Stuck(vec!["b".into()]));
         h.progressed("b");
-        assert_eq!(decide(&h), Decision::Alive);
+        assert_eq!(decide(&h, true), Decision::Alive);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_added_by_reload_pauses_pings_only_once_it_is_stuck() {
+        let h = Health::default();
+        let d = Duration::from_secs(1);
+        h.reset(&[("a".into(), d, d)]);
+        h.progressed("a");
+        h.reset(&[("a".into(), d, d), ("new".into(), d, d)]);
+        assert_eq!(decide(&h, true), Decision::Alive);
+        // Its first run may wait an interval; then interval + deadline + slack.
+        tokio::time::advance(Duration::from_secs(9)).await;
+        h.progressed("a");
+        assert_eq!(decide(&h, true), Decision::Stuck(vec!["new".into()]));
     }
 
     #[test]

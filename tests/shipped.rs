@@ -6,7 +6,9 @@
 
 mod support;
 
-use nodevitals::config::{Config, DnsConfig, PathsConfig, DEFAULT_CONFIG_PATH};
+use nodevitals::config::{
+    Config, DnsConfig, PathsConfig, RuntimeConfig, RuntimeKind, DEFAULT_CONFIG_PATH,
+};
 use nodevitals::probe::runtime::detect;
 use serde::Deserialize;
 use serde_json::Value;
@@ -358,6 +360,23 @@ fn unit_agrees_with_the_binary() {
         one("RestartPreventExitStatus"),
         "2",
         "exit 2 = invalid config"
+    );
+    // READY=1 waits for every probe's first run: a random offset up to its
+    // interval, plus its deadline.
+    let d = Config::default();
+    let rt = RuntimeConfig::detected(RuntimeKind::Docker, String::new());
+    let first_round = [
+        rt.interval + rt.timeout,
+        d.kubelet.interval + d.kubelet.timeout,
+        d.dns.interval + d.dns.timeout,
+        d.cpu.interval * 2,
+    ]
+    .into_iter()
+    .max()
+    .unwrap();
+    assert!(
+        seconds(one("TimeoutStartSec")) > first_round.as_secs() * 2,
+        "TimeoutStartSec must leave room for the first round ({first_round:?})"
     );
     assert_eq!(
         Path::new(one("ReadWritePaths")),
