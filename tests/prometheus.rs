@@ -200,6 +200,37 @@ fn prometheus_scrapes_the_agent_and_sees_dockerd_up() {
     });
     // Nothing is wrong, so nothing fires.
     assert!(prom.query("ALERTS").is_empty(), "alerts fired:\n{}", ctx());
+
+    // A hang as in production: dockerd stops answering (SIGSTOP; the guard
+    // resumes it). The shipped expressions, on what the agent really exports,
+    // call it hung, not down (their `for:` is left to promtool's unit tests).
+    support::process::signal(d.pid(), libc::SIGSTOP);
+    let hung = rule_expr("NodevitalsRuntimeHung");
+    wait_until(
+        Duration::from_secs(30),
+        "the hung-runtime expression to match",
+        || prom.query(&hung) == [0.0],
+    );
+    assert!(
+        prom.query(&rule_expr("NodevitalsRuntimeDown")).is_empty(),
+        "a hung runtime is not down\n{}",
+        ctx()
+    );
+}
+
+/// The expression of the shipped alert `name`.
+fn rule_expr(name: &str) -> String {
+    let text = std::fs::read_to_string(rules_dir().join("nodevitals-rules.yml")).unwrap();
+    let rules: Value = serde_norway::from_str(&text).expect("rules are YAML");
+    rules["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        .find(|r| r["alert"] == name)
+        .and_then(|r| r["expr"].as_str())
+        .unwrap_or_else(|| panic!("no alert {name}"))
+        .to_owned()
 }
 
 #[test]

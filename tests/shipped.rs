@@ -279,6 +279,11 @@ fn manifest_agrees_with_the_binary() {
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["port"], port);
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let dockerfile = read("Dockerfile");
+    assert!(
+        dockerfile.lines().any(|l| l == format!("EXPOSE {port}")),
+        "Dockerfile EXPOSE {port}"
+    );
     let ann = &pod["metadata"]["annotations"];
     assert_eq!(ann["prometheus.io/scrape"], "true");
     assert_eq!(ann["prometheus.io/port"], port.to_string());
