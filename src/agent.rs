@@ -1,10 +1,12 @@
 //! Wiring: builds the probes a config asks for, runs them with the HTTP server,
-//! and handles signals (TERM/INT drain and exit, HUP reloads the config).
+//! and handles signals (TERM/INT drain and exit, HUP reloads the config); tells
+//! systemd about readiness and progress when it runs under it (`notify`).
 
 use crate::config::RuntimeKind;
 use crate::config::{Config, ConfigSource, RuntimeConfig};
 use crate::health::Health;
 use crate::metrics::{Metrics, NodeLabels};
+use crate::notify;
 use crate::probe::kubelet::{on_kubernetes_node, KubeletProbe};
 use crate::probe::runtime::cri::CriClient;
 use crate::probe::runtime::docker::DockerClient;
@@ -212,6 +214,8 @@ impl Agent {
         tracing::info!(listen = %listener.local_addr()?, "serving /metrics /healthz /readyz /status");
         let server = tokio::spawn(server::serve(listener, state));
         let (mut scheduler, mut remediation) = self.start();
+        // Under systemd: READY=1 after the first round, WATCHDOG=1 while progressing.
+        let systemd = notify::Supervisor::start_from_env(Arc::clone(&self.health));
         loop {
             tokio::select! {
                 _ = term.recv() => break,
@@ -226,6 +230,9 @@ impl Agent {
             }
         }
         tracing::info!("shutting down");
+        if let Some(s) = systemd {
+            s.stop();
+        }
         scheduler.stop();
         remediation.stop();
         server.abort();

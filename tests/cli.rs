@@ -21,21 +21,6 @@ fn nodevitals(args: &[&str]) -> std::process::Output {
     command(args).output().expect("run nodevitals")
 }
 
-/// Every probe but the runtime's off, so these tests exercise the agent itself.
-const OTHERS_OFF: &str = r#"
-[remediation]
-enabled = false
-
-[kubelet]
-enabled = false
-
-[dns]
-enabled = false
-
-[cpu]
-enabled = false
-"#;
-
 /// A runtime whose socket does not exist: a probe that needs no daemon.
 fn quiet() -> String {
     format!(
@@ -45,7 +30,8 @@ kind = "docker"
 endpoint = "unix:///nonexistent/nodevitals-test.sock"
 interval = "1s"
 timeout = "500ms"
-{OTHERS_OFF}"#
+{}"#,
+        support::ONLY_RUNTIME
     )
 }
 
@@ -191,7 +177,7 @@ fn json_logs_are_one_object_per_line() {
 fn docker_host_over_tcp_is_reported_misconfigured() {
     let dir = short_tempdir("cli");
     let path = dir.path().join("no-runtime.toml");
-    std::fs::write(&path, OTHERS_OFF).unwrap();
+    std::fs::write(&path, support::ONLY_RUNTIME).unwrap();
     let out = command(&["once", "--config", path.to_str().unwrap()])
         .env("DOCKER_HOST", "tcp://127.0.0.1:2375")
         .output()

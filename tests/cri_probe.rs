@@ -21,10 +21,8 @@ endpoint = "{endpoint}"
 interval = "1s"
 timeout = "1s"
 
-[remediation]
-enabled = false
 {only}"#,
-        only = support::RUNTIMES_ONLY
+        only = support::ONLY_RUNTIME
     )
 }
 

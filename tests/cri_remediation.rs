@@ -42,7 +42,7 @@ window = "1h"
 reset_after = "1m"
 recovery_timeout = "30s"
 {only}"#,
-        only = support::RUNTIMES_ONLY,
+        only = support::OTHER_PROBES_OFF,
         state = state_dir.display(),
         endpoint = c.endpoint(),
         pidfile = c.pidfile.display(),

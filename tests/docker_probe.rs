@@ -8,34 +8,16 @@ use support::kubelet::FakeKubelet;
 use support::{short_tempdir, wait_until, AgentProcess};
 use tokio::time::Instant;
 
+/// Probes only the Docker daemon at `endpoint`, and optionally a kubelet.
 fn config(endpoint: &str, kubelet: Option<&str>) -> String {
-    let kubelet = match kubelet {
-        Some(url) => {
-            format!("enabled = true\nurl = \"{url}\"\ninterval = \"1s\"\ntimeout = \"500ms\"")
-        }
-        None => "enabled = false".to_owned(),
-    };
-    format!(
-        r#"
-[[runtime]]
-kind = "docker"
-endpoint = "{endpoint}"
-interval = "1s"
-timeout = "1s"
-
-[remediation]
-enabled = false
-
-[kubelet]
-{kubelet}
-
-[dns]
-enabled = false
-
-[cpu]
-enabled = false
-"#
-    )
+    let base = support::docker_config(endpoint);
+    match kubelet {
+        None => base,
+        Some(url) => base.replace(
+            "[kubelet]\nenabled = false",
+            &format!("[kubelet]\nenabled = true\nurl = \"{url}\"\ninterval = \"1s\"\ntimeout = \"500ms\""),
+        ),
+    }
 }
 
 const UP: &str = "nodevitals_runtime_up";

@@ -7,6 +7,7 @@ pub mod containerd;
 pub mod dockerd;
 pub mod kubelet;
 pub mod process;
+pub mod threads;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -34,9 +35,12 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
 }
 
-/// Config sections that switch off every probe but the runtime ones, for
-/// tests that only look at runtimes.
-pub const RUNTIMES_ONLY: &str = "
+/// Every probe but the runtime's off, and no remediation: the others would
+/// reach beyond loopback (DNS to the host's resolvers) or need a Kubernetes node.
+pub const ONLY_RUNTIME: &str = "
+[remediation]
+enabled = false
+
 [kubelet]
 enabled = false
 
@@ -47,8 +51,14 @@ enabled = false
 enabled = false
 ";
 
-/// Fails the test, saying which Debian package provides it, when `binary` is
-/// not on PATH.
+/// A config probing the Docker daemon at `endpoint` every second, and nothing else.
+pub fn docker_config(endpoint: &str) -> String {
+    format!(
+        "[[runtime]]\nkind = \"docker\"\nendpoint = \"{endpoint}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n{ONLY_RUNTIME}"
+    )
+}
+
+/// Fails the test, saying how to get it, when `binary` is not on PATH.
 pub fn require(binary: &str, package: &str) {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|p| p.join(binary).is_file()))
@@ -100,6 +110,9 @@ impl AgentProcess {
             .env_remove("NODE_NAME")
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("DOCKER_HOST")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         customise(&mut cmd);
@@ -199,7 +212,7 @@ impl Drop for AgentProcess {
 }
 
 /// The bound address from the agent's "serving" log line, text or JSON format.
-fn listen_addr(line: &str) -> Option<SocketAddr> {
+pub fn listen_addr(line: &str) -> Option<SocketAddr> {
     let key = ["listen=", "\"listen\":"]
         .iter()
         .find(|k| line.contains(*k))?;
@@ -227,11 +240,31 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("bad response: {raw:.200}")))?;
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let chunked = head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     Ok((status, body))
+}
+
+/// The payload of a chunked HTTP/1.1 body (Prometheus's API answers chunked).
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size =
+            usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 /// One scrape, parsed into samples.
