@@ -122,10 +122,10 @@ fn frozen_containerd_times_out_within_interval_plus_deadline() {
         m.get(UP, CONTAINERD) == Some(0.0)
     });
     let detected = frozen_at.elapsed();
-    // Scrape polling adds up to 100 ms; the scheduler's jitter stays inside
-    // the interval.
+    // The scheduler's jitter stays inside the interval; the slack covers
+    // scrape polling and a busy test machine, as for dockerd.
     assert!(
-        detected <= INTERVAL + DEADLINE + Duration::from_millis(500),
+        detected < INTERVAL + DEADLINE + Duration::from_secs(1),
         "hang detected after {detected:?}"
     );
     let timeouts: f64 = ["version", "status", "list_pod_sandbox", "list_containers"]
