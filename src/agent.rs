@@ -4,6 +4,7 @@
 use crate::config::{Config, ConfigSource, RuntimeConfig};
 use crate::health::Health;
 use crate::metrics::{Metrics, NodeLabels};
+use crate::probe::dns::DnsProbe;
 use crate::probe::kubelet::{on_kubernetes_node, KubeletProbe};
 use crate::probe::runtime::docker::DockerClient;
 use crate::probe::runtime::{detect, RuntimeClient, RuntimeProbe};
@@ -56,6 +57,12 @@ pub fn build(config: &Config, metrics: &Metrics) -> Built {
         match KubeletProbe::new(&k.url, k.interval, k.timeout, metrics.kubelet.clone()) {
             Ok(p) => probes.push(Arc::new(p)),
             Err(e) => tracing::error!(error = %e, "kubelet not probed"),
+        }
+    }
+    if config.dns.enabled {
+        match DnsProbe::new(&config.dns, &config.paths.proc, metrics.dns.clone()) {
+            Ok(p) => probes.push(Arc::new(p)),
+            Err(e) => tracing::error!(error = %e, "dns not probed"),
         }
     }
     Built { probes, runtimes }

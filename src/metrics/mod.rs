@@ -2,9 +2,12 @@
 //! (one file per area); probes get typed handles and never touch the registry.
 
 mod agent;
+mod dns;
 mod runtime;
 
 pub use agent::{AgentMetrics, NodeLabels};
+pub use dns::DnsMetrics;
+pub(crate) use dns::QueryLabels;
 pub use runtime::{KubeletMetrics, RuntimeMetrics};
 
 use prometheus_client::registry::Registry;
@@ -24,6 +27,7 @@ pub struct Metrics {
     pub agent: AgentMetrics,
     pub runtime: RuntimeMetrics,
     pub kubelet: KubeletMetrics,
+    pub dns: DnsMetrics,
 }
 
 impl Metrics {
@@ -32,11 +36,13 @@ impl Metrics {
         let agent = AgentMetrics::register(&mut registry);
         let runtime = RuntimeMetrics::register(&mut registry);
         let kubelet = KubeletMetrics::register(&mut registry);
+        let dns = DnsMetrics::register(&mut registry);
         Self {
             registry,
             agent,
             runtime,
             kubelet,
+            dns,
         }
     }
 

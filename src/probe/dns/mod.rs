@@ -1,0 +1,416 @@
+//! DNS probe: every configured server x name x qtype x transport, one timed
+//! query each (A and AAAA as a back-to-back pair from one UDP socket, as glibc
+//! and musl send them); then every `lookups` name resolved the way glibc would
+//! with the configured resolv.conf; and the kernel's conntrack drop counters.
+//!
+//! Metrics: `nodevitals_dns_request_duration_seconds`, `nodevitals_dns_requests_total`,
+//! `nodevitals_dns_pair_lost_total`, `nodevitals_dns_truncated_total`,
+//! `nodevitals_dns_mismatched_responses_total`, `nodevitals_dns_lookup_duration_seconds`,
+//! `nodevitals_dns_lookups_total`, `nodevitals_conntrack_insert_failed_total`,
+//! `nodevitals_conntrack_drop_total`.
+
+pub(crate) mod conntrack;
+pub(crate) mod message;
+pub(crate) mod resolv_conf;
+pub(crate) mod stub;
+pub(crate) mod wire;
+
+use super::{Outcome, Probe, ProbeError, ProbeFuture, ProbeResult};
+use crate::config::{DnsConfig, DnsQtype, DnsTransport};
+use crate::metrics::{DnsMetrics, QueryLabels};
+use hickory_proto::rr::{Name, RecordType};
+use message::Rcode;
+use resolv_conf::{parse_resolv_conf, ResolvConf};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+use tokio::time::Instant;
+use wire::{tcp_query, udp_exchange, Question, Reply, Sending};
+
+/// Port of the nameservers of resolv.conf (it cannot name another).
+const DNS_PORT: u16 = 53;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DnsSetupError {
+    #[error("{path}: cannot read resolv.conf: {source}")]
+    ResolvConf {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: names no nameserver and dns.servers is empty")]
+    NoServers { path: PathBuf },
+}
+
+/// One server x name x transport, with the query types to send.
+struct Target {
+    server: SocketAddr,
+    name: Name,
+    label: String,
+    transport: DnsTransport,
+}
+
+pub struct DnsProbe {
+    interval: Duration,
+    query_timeout: Duration,
+    targets: Vec<Target>,
+    qtypes: Vec<DnsQtype>,
+    pair: bool,
+    lookups: Vec<String>,
+    resolv_conf: PathBuf,
+    proc_root: PathBuf,
+    rotation: AtomicU32,
+    metrics: DnsMetrics,
+}
+
+fn record_type(q: DnsQtype) -> RecordType {
+    match q {
+        DnsQtype::A => RecordType::A,
+        DnsQtype::AAAA => RecordType::AAAA,
+        DnsQtype::CNAME => RecordType::CNAME,
+        DnsQtype::MX => RecordType::MX,
+        DnsQtype::NS => RecordType::NS,
+        DnsQtype::PTR => RecordType::PTR,
+        DnsQtype::SOA => RecordType::SOA,
+        DnsQtype::SRV => RecordType::SRV,
+        DnsQtype::TXT => RecordType::TXT,
+    }
+}
+
+fn absolute(name: &str) -> Option<Name> {
+    let mut n = Name::from_ascii(name).ok()?;
+    n.set_fqdn(true);
+    Some(n)
+}
+
+fn read_resolv_conf(path: &Path) -> Result<ResolvConf, DnsSetupError> {
+    std::fs::read_to_string(path)
+        .map(|t| parse_resolv_conf(&t))
+        .map_err(|source| DnsSetupError::ResolvConf {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+impl DnsProbe {
+    pub fn new(
+        config: &DnsConfig,
+        proc_root: &Path,
+        metrics: DnsMetrics,
+    ) -> Result<Self, DnsSetupError> {
+        let servers: Vec<SocketAddr> = if config.servers.is_empty() && !config.names.is_empty() {
+            let rc = read_resolv_conf(&config.resolv_conf)?;
+            if rc.nameservers.is_empty() {
+                return Err(DnsSetupError::NoServers {
+                    path: config.resolv_conf.clone(),
+                });
+            }
+            rc.nameservers
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, DNS_PORT))
+                .collect()
+        } else {
+            config.servers.iter().map(|s| s.0).collect()
+        };
+        let mut targets = Vec::new();
+        for server in &servers {
+            for name in &config.names {
+                // Validated when the config was parsed.
+                let Some(abs) = absolute(&name.0) else {
+                    continue;
+                };
+                for transport in &config.transports {
+                    targets.push(Target {
+                        server: *server,
+                        name: abs.clone(),
+                        label: name.0.clone(),
+                        transport: *transport,
+                    });
+                }
+            }
+        }
+        let probe = Self {
+            interval: config.interval,
+            query_timeout: config.timeout,
+            targets,
+            qtypes: config.qtypes.clone(),
+            pair: config.pair,
+            lookups: config.lookups.iter().map(|l| l.0.clone()).collect(),
+            resolv_conf: config.resolv_conf.clone(),
+            proc_root: proc_root.to_owned(),
+            rotation: AtomicU32::new(rand::random()),
+            metrics,
+        };
+        let labels: Vec<QueryLabels> = probe
+            .targets
+            .iter()
+            .flat_map(|t| probe.qtypes.iter().map(|q| t.labels(*q)))
+            .collect();
+        probe.metrics.init(&labels, &probe.lookups);
+        Ok(probe)
+    }
+
+    async fn check(&self) -> ProbeResult {
+        let conntrack = conntrack::read(&self.proc_root);
+        match &conntrack {
+            Ok(stats) => self
+                .metrics
+                .set_conntrack(stats.map(|s| (s.insert_failed, s.drop))),
+            Err(e) => tracing::warn!(error = %e, "conntrack counters not read"),
+        }
+        let queries =
+            futures_util::future::join_all(self.targets.iter().map(|t| self.probe_target(t))).await;
+        let mut results: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for r in queries.into_iter().flatten() {
+            *results.entry(r).or_default() += 1;
+        }
+        let lookups = self.run_lookups().await;
+        summarize(&results, &lookups)
+    }
+
+    /// Queries one target; returns the `result` label of every query sent.
+    async fn probe_target(&self, t: &Target) -> Vec<&'static str> {
+        let has = |q| self.qtypes.contains(&q);
+        let paired = t.transport == DnsTransport::Udp
+            && self.pair
+            && has(DnsQtype::A)
+            && has(DnsQtype::AAAA);
+        let singles = self
+            .qtypes
+            .iter()
+            .filter(|q| !(paired && matches!(q, DnsQtype::A | DnsQtype::AAAA)))
+            .map(|q| self.single(t, *q));
+        let (mut out, pair) =
+            futures_util::future::join(futures_util::future::join_all(singles), async {
+                if paired {
+                    self.pair(t).await
+                } else {
+                    Vec::new()
+                }
+            })
+            .await;
+        out.extend(pair);
+        out
+    }
+
+    async fn pair(&self, t: &Target) -> Vec<&'static str> {
+        let pair = [DnsQtype::A, DnsQtype::AAAA];
+        let questions = pair.map(|q| t.question(q));
+        let ex = udp_exchange(t.server, &questions, Sending::Parallel, self.query_timeout).await;
+        let server = t.server.to_string();
+        self.metrics.count_mismatched(&server, ex.mismatched);
+        let lost = ex
+            .replies
+            .iter()
+            .filter(|r| matches!(r, Reply::Timeout { .. }))
+            .count();
+        if lost == 1 {
+            self.metrics.count_pair_lost(&server);
+        }
+        let mut out = Vec::with_capacity(2);
+        for ((q, question), reply) in pair.iter().zip(&questions).zip(ex.replies) {
+            let reply = self.finish_udp(t, question, reply).await;
+            out.push(self.record(t, *q, &reply));
+        }
+        out
+    }
+
+    async fn single(&self, t: &Target, q: DnsQtype) -> &'static str {
+        let question = t.question(q);
+        let reply = match t.transport {
+            DnsTransport::Tcp => tcp_query(t.server, &question, self.query_timeout).await,
+            DnsTransport::Udp => {
+                let ex = udp_exchange(
+                    t.server,
+                    std::slice::from_ref(&question),
+                    Sending::Parallel,
+                    self.query_timeout,
+                )
+                .await;
+                self.metrics
+                    .count_mismatched(&t.server.to_string(), ex.mismatched);
+                let reply = ex.replies.into_iter().next().unwrap_or(Reply::Timeout {
+                    elapsed: self.query_timeout,
+                });
+                self.finish_udp(t, &question, reply).await
+            }
+        };
+        self.record(t, q, &reply)
+    }
+
+    /// A truncated UDP answer is retried over TCP, as a resolver does; the
+    /// application waits for both.
+    async fn finish_udp(&self, t: &Target, question: &Question, reply: Reply) -> Reply {
+        let truncated = reply.answer().is_some_and(|a| a.truncated);
+        if !truncated {
+            return reply;
+        }
+        self.metrics.count_truncated(&t.server.to_string());
+        let before = reply.elapsed();
+        match tcp_query(t.server, question, self.query_timeout).await {
+            Reply::Answer { answer, elapsed } => Reply::Answer {
+                answer,
+                elapsed: before + elapsed,
+            },
+            Reply::Timeout { elapsed } => Reply::Timeout {
+                elapsed: before + elapsed,
+            },
+            Reply::Failed { error, elapsed } => Reply::Failed {
+                error,
+                elapsed: before + elapsed,
+            },
+        }
+    }
+
+    fn record(&self, t: &Target, q: DnsQtype, reply: &Reply) -> &'static str {
+        let result = result_label(reply);
+        if let Reply::Failed { error, .. } = reply {
+            tracing::debug!(server = %t.server, name = %t.label, qtype = q.as_str(), error, "dns query failed");
+        }
+        self.metrics
+            .observe_query(&t.labels(q), result, reply.elapsed());
+        result
+    }
+
+    /// Runs every lookup concurrently, each bounded so the run ends inside its
+    /// deadline; a lookup cut short is recorded as a timeout at the bound (the
+    /// application would have waited at least that long).
+    async fn run_lookups(&self) -> Vec<(String, &'static str)> {
+        if self.lookups.is_empty() {
+            return Vec::new();
+        }
+        let rc = match read_resolv_conf(&self.resolv_conf) {
+            Ok(rc) => rc,
+            Err(e) => {
+                tracing::warn!(error = %e, "lookups skipped");
+                return self.lookups.iter().map(|n| (n.clone(), "error")).collect();
+            }
+        };
+        let budget = self.interval.mul_f64(0.9);
+        let rc = &rc;
+        let runs = self.lookups.iter().map(|name| async move {
+            let started = Instant::now();
+            let mut stub = stub::StubResolver::new(rc, DNS_PORT, &self.rotation);
+            let result = tokio::time::timeout(budget, stub.lookup(name))
+                .await
+                .map_or("timeout", |v| v.as_str());
+            self.metrics.observe_lookup(name, result, started.elapsed());
+            (name.clone(), result)
+        });
+        futures_util::future::join_all(runs).await
+    }
+}
+
+impl Target {
+    fn question(&self, q: DnsQtype) -> Question {
+        Question {
+            name: self.name.clone(),
+            qtype: record_type(q),
+        }
+    }
+
+    fn labels(&self, q: DnsQtype) -> QueryLabels {
+        QueryLabels {
+            server: self.server.to_string(),
+            name: self.label.clone(),
+            qtype: q.as_str(),
+            transport: self.transport.as_str(),
+        }
+    }
+}
+
+fn result_label(reply: &Reply) -> &'static str {
+    match reply {
+        Reply::Answer { answer, .. } => match answer.rcode {
+            Rcode::NoError => "noerror",
+            Rcode::NxDomain => "nxdomain",
+            Rcode::ServFail => "servfail",
+            Rcode::Refused => "refused",
+            Rcode::Other => "error",
+        },
+        Reply::Timeout { .. } => "timeout",
+        Reply::Failed { .. } => "error",
+    }
+}
+
+/// An answer (even NXDOMAIN) is a healthy server; a timeout is a timeout;
+/// anything else is an error.
+fn summarize(
+    queries: &BTreeMap<&'static str, usize>,
+    lookups: &[(String, &'static str)],
+) -> ProbeResult {
+    let total: usize = queries.values().sum();
+    let counts: Vec<String> = queries.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let mut detail = format!("{total} queries: {}", counts.join(", "));
+    if !lookups.is_empty() {
+        let l: Vec<String> = lookups.iter().map(|(n, r)| format!("{n}={r}")).collect();
+        detail.push_str(&format!("; lookups: {}", l.join(", ")));
+    }
+    let bad = |r: &str| !matches!(r, "noerror" | "nxdomain" | "ok" | "nodata");
+    let timeouts = queries.contains_key("timeout") || lookups.iter().any(|(_, r)| *r == "timeout");
+    if timeouts {
+        return Err(ProbeError::new(Outcome::Timeout, detail));
+    }
+    if queries.keys().any(|r| bad(r)) || lookups.iter().any(|(_, r)| bad(r)) {
+        return Err(ProbeError::new(Outcome::Error, detail));
+    }
+    Ok(detail)
+}
+
+impl Probe for DnsProbe {
+    fn name(&self) -> &str {
+        "dns"
+    }
+
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Queries end by `timeout` (twice with a TCP retry); lookups by 90% of
+    /// the interval, so the run fits in its interval.
+    fn timeout(&self) -> Duration {
+        self.interval
+    }
+
+    fn run(&self) -> ProbeFuture<'_> {
+        Box::pin(self.check())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_classifies_runs() {
+        let q = |pairs: &[(&'static str, usize)]| pairs.iter().copied().collect::<BTreeMap<_, _>>();
+        let ok = summarize(
+            &q(&[("noerror", 3), ("nxdomain", 1)]),
+            &[("a".into(), "ok")],
+        );
+        assert_eq!(
+            ok.unwrap(),
+            "4 queries: 3 noerror, 1 nxdomain; lookups: a=ok"
+        );
+        let t = summarize(&q(&[("noerror", 1), ("timeout", 1)]), &[]).unwrap_err();
+        assert_eq!(t.outcome, Outcome::Timeout);
+        let e = summarize(&q(&[("servfail", 1)]), &[]).unwrap_err();
+        assert_eq!(e.outcome, Outcome::Error);
+        let l = summarize(&q(&[]), &[("a".into(), "servfail")]).unwrap_err();
+        assert_eq!(l.outcome, Outcome::Error);
+    }
+
+    #[test]
+    fn missing_resolv_conf_names_its_path() {
+        let c = DnsConfig {
+            resolv_conf: "/nonexistent/resolv.conf".into(),
+            ..DnsConfig::default()
+        };
+        let e = DnsProbe::new(&c, Path::new("/proc"), crate::metrics::Metrics::new().dns)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("/nonexistent/resolv.conf"), "{e}");
+    }
+}
