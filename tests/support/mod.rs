@@ -3,6 +3,8 @@
 //! its guard drops, however the test ends.
 #![allow(dead_code)] // each integration test binary uses a different subset
 
+pub mod dns_responder;
+pub mod dnsmasq;
 pub mod dockerd;
 pub mod process;
 
