@@ -1,0 +1,125 @@
+//! The agent's DNS probe against the fault-injecting responder: measured
+//! latency tracks an injected delay, every dropped answer of an A/AAAA pair is
+//! one `pair_lost`, and every dropped answer is one `timeout`.
+
+mod support;
+
+use std::time::Duration;
+use support::dns_responder::{DropRule, Responder, Zone};
+use support::{short_tempdir, AgentProcess, Metrics};
+
+const REQUESTS: &str = "nodevitals_dns_requests_total";
+const PAIR_LOST: &str = "nodevitals_dns_pair_lost_total";
+
+fn start(ip: &str, test: &str) -> (Responder, tempfile::TempDir, AgentProcess) {
+    let responder = Responder::start(
+        format!("{ip}:0").parse().unwrap(),
+        Zone::new(&["a.test"], &[]),
+    );
+    let dir = short_tempdir(test);
+    let config = format!(
+        r#"
+[remediation]
+enabled = false
+[kubelet]
+enabled = false
+[cpu]
+enabled = false
+[dns]
+interval = "1s"
+timeout = "300ms"
+servers = ["{}"]
+names = ["a.test."]
+"#,
+        responder.addr
+    );
+    let agent = AgentProcess::start(dir.path(), &config, &[]);
+    (responder, dir, agent)
+}
+
+fn requests(m: &Metrics, qtype: &str, result: &str) -> f64 {
+    m.get(REQUESTS, &[("qtype", qtype), ("result", result)])
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn latency_tracks_the_injected_delay() {
+    let (responder, _dir, agent) = start("127.0.0.62", "dns-delay");
+    let delay = Duration::from_millis(40);
+    responder.set_delay(delay);
+    let m = agent.wait_metrics(Duration::from_secs(20), "four delayed pairs", |m| {
+        requests(m, "A", "noerror") >= 4.0 && requests(m, "AAAA", "noerror") >= 4.0
+    });
+    for qtype in ["A", "AAAA"] {
+        let labels = [("qtype", qtype)];
+        let sum = m
+            .get("nodevitals_dns_request_duration_seconds_sum", &labels)
+            .unwrap();
+        let count = m
+            .get("nodevitals_dns_request_duration_seconds_count", &labels)
+            .unwrap();
+        // Only answers were observed (no timeout): the mean is per answer.
+        assert_eq!(count, requests(&m, qtype, "noerror"));
+        let mean = sum / count;
+        assert!(
+            (mean - delay.as_secs_f64()).abs() < 0.002,
+            "{qtype}: measured {mean:.4}s for an injected {delay:?}"
+        );
+    }
+}
+
+/// Drops answers by `rule` until a few pairs are lost, then stops dropping and
+/// waits for a round that completes after that, so the counts are final.
+fn drop_then_settle(responder: &Responder, agent: &AgentProcess, rule: DropRule) -> Metrics {
+    responder.set_drop(rule);
+    agent.wait_metrics(Duration::from_secs(20), "three lost pairs", |m| {
+        m.get(PAIR_LOST, &[]).unwrap_or(0.0) >= 3.0
+    });
+    responder.set_drop(DropRule::None);
+    let before = requests(&agent.metrics(), "AAAA", "noerror");
+    agent.wait_metrics(
+        Duration::from_secs(10),
+        "a complete round after the drops",
+        |m| requests(m, "AAAA", "noerror") > before,
+    )
+}
+
+#[test]
+fn every_dropped_aaaa_is_one_lost_pair_and_one_timeout() {
+    let (responder, _dir, agent) = start("127.0.0.63", "dns-drop-aaaa");
+    let m = drop_then_settle(&responder, &agent, DropRule::EveryAaaa);
+    let dropped = responder.dropped() as f64;
+    assert!(dropped >= 3.0);
+    assert_eq!(m.get(PAIR_LOST, &[]), Some(dropped));
+    assert_eq!(requests(&m, "AAAA", "timeout"), dropped);
+    assert_eq!(requests(&m, "A", "timeout"), 0.0);
+    assert_eq!(
+        m.get("nodevitals_probe_success", &[("probe", "dns")]),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn every_third_answer_dropped_is_counted_exactly() {
+    let (responder, _dir, agent) = start("127.0.0.64", "dns-drop-nth");
+    let m = drop_then_settle(&responder, &agent, DropRule::EveryNth(3));
+    let dropped = responder.dropped() as f64;
+    assert_eq!(m.get(PAIR_LOST, &[]), Some(dropped));
+    assert_eq!(
+        requests(&m, "A", "timeout") + requests(&m, "AAAA", "timeout"),
+        dropped
+    );
+    // A dropped answer is waited for until the deadline, and only that long.
+    let sum = m
+        .get(
+            "nodevitals_dns_request_duration_seconds_sum",
+            &[("qtype", "A")],
+        )
+        .unwrap()
+        + m.get(
+            "nodevitals_dns_request_duration_seconds_sum",
+            &[("qtype", "AAAA")],
+        )
+        .unwrap();
+    assert!(sum >= dropped * 0.3, "{sum}");
+}
