@@ -10,6 +10,16 @@ use support::{short_tempdir, AgentProcess};
 const REQUESTS: &str = "nodevitals_dns_requests_total";
 
 fn config(server: &str, dir: &std::path::Path) -> String {
+    config_with(
+        server,
+        dir,
+        r#"names = ["present.test.", "absent.test."]
+qtypes = ["A", "AAAA"]
+transports = ["udp", "tcp"]"#,
+    )
+}
+
+fn config_with(server: &str, dir: &std::path::Path, queries: &str) -> String {
     // An empty proc root: the conntrack counters must then be absent.
     format!(
         r#"
@@ -29,9 +39,7 @@ enabled = false
 interval = "1s"
 timeout = "500ms"
 servers = ["{server}"]
-names = ["present.test.", "absent.test."]
-qtypes = ["A", "AAAA"]
-transports = ["udp", "tcp"]
+{queries}
 "#,
         proc = dir.display()
     )
@@ -111,4 +119,39 @@ fn dnsmasq_answers_are_classified_and_timed() {
         Some(1.0)
     );
     assert!(!m.has("nodevitals_conntrack_drop_total", &[]));
+}
+
+/// An answer too large for a 512-byte datagram comes back with TC set; the
+/// probe retries it over TCP like a resolver and counts it.
+#[test]
+fn truncated_udp_answers_are_retried_over_tcp() {
+    let long = "x".repeat(200);
+    let records: Vec<String> = (0..4)
+        .map(|i| format!("--txt-record=big.test,{i}{long}"))
+        .collect();
+    let dns = Dnsmasq::start_with("127.0.0.65", &records);
+    let server = dns.addr.to_string();
+    let dir = short_tempdir("dns-tc");
+    let queries = "names = [\"big.test.\"]\nqtypes = [\"TXT\"]\ntransports = [\"udp\"]";
+    let agent = AgentProcess::start(dir.path(), &config_with(&server, dir.path(), queries), &[]);
+    let labels = [("qtype", "TXT"), ("transport", "udp")];
+    let ok = |m: &support::Metrics| {
+        let mut l = labels.to_vec();
+        l.push(("result", "noerror"));
+        m.get(REQUESTS, &l).unwrap_or(0.0)
+    };
+    let truncated = |m: &support::Metrics| {
+        m.get(
+            "nodevitals_dns_truncated_total",
+            &[("server", server.as_str())],
+        )
+        .unwrap_or(0.0)
+    };
+    // Every UDP answer is truncated and every retry over TCP succeeds. (The
+    // truncation is counted before its retry ends: wait for a quiet scrape.)
+    agent.wait_metrics(
+        Duration::from_secs(15),
+        "two TXT answers, each truncated once",
+        |m| ok(m) >= 2.0 && truncated(m) == ok(m),
+    );
 }

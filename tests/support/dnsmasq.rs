@@ -26,6 +26,15 @@ pub fn free_port(ip: &str) -> u16 {
 impl Dnsmasq {
     /// `records`: (name, address) pairs; names should end in `.test`.
     pub fn start(ip: &str, records: &[(&str, &str)]) -> Dnsmasq {
+        let args: Vec<String> = records
+            .iter()
+            .map(|(name, addr)| format!("--host-record={name},{addr}"))
+            .collect();
+        Self::start_with(ip, &args)
+    }
+
+    /// Starts with extra record options (`--txt-record=...`, ...).
+    pub fn start_with(ip: &str, records: &[String]) -> Dnsmasq {
         assert!(
             std::path::Path::new(DNSMASQ).exists(),
             "{DNSMASQ} is missing: apt-get install dnsmasq-base (scripts/test.sh does)"
@@ -49,9 +58,7 @@ impl Dnsmasq {
         .arg(format!("--pid-file={}", pidfile.display()))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-        for (name, addr) in records {
-            cmd.arg(format!("--host-record={name},{addr}"));
-        }
+        cmd.args(records);
         let mut child = cmd.spawn().expect("start dnsmasq");
         wait_until(
             Duration::from_secs(10),
