@@ -27,7 +27,10 @@ fn main() {
         std::process::exit(2);
     }
     let delay = args[2].parse::<f64>().unwrap_or(0.0);
-    let count = args.get(3).and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+    let count = args
+        .get(3)
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
     let mut names: Vec<String> = (0..count).map(|i| format!("n{i}.test")).collect();
     names.push("a.test".into());
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();

@@ -186,3 +186,18 @@ fn single_request_fallback_matches_glibc() {
     assert_eq!(glibc, "ok");
     assert_eq!(ours, "ok");
 }
+
+/// `single-request-reopen` already is the last fallback: one timeout, then
+/// glibc returns the A answer it has.
+#[test]
+fn single_request_reopen_matches_glibc() {
+    let (glibc, ours) = compare(
+        "127.53.0.6",
+        Zone::new(&["lost.test"], &[]),
+        DropRule::EveryAaaa,
+        "options timeout:1 attempts:1 single-request-reopen\n",
+        "lost.test.",
+    );
+    assert_eq!(glibc, "ok");
+    assert_eq!(ours, "ok");
+}

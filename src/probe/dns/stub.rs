@@ -213,7 +213,8 @@ impl<'a> StubResolver<'a> {
         Self {
             rc,
             servers,
-            single_request: rc.single_request,
+            // glibc: single-request-reopen implies single-request.
+            single_request: rc.single_request || rc.single_request_reopen,
             single_request_reopen: rc.single_request_reopen,
             rotation,
         }
@@ -503,5 +504,36 @@ mod tests {
             Verdict::ServFail
         );
         assert_eq!(evaluate(&[a(Rcode::Refused, 0)]), Verdict::Error);
+    }
+
+    /// The 5-second-delay pattern with `timeout:5`: the AAAA answer never
+    /// comes, so glibc waits out three timeouts (pair, single-request,
+    /// single-request-reopen) and then returns what it has.
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_aaaa_costs_three_timeouts() {
+        let server = crate::probe::dns::wire::tests::a_only_server().await;
+        let rc = parse_resolv_conf("nameserver 127.0.0.1\noptions timeout:5 attempts:2\n");
+        let rotation = AtomicU32::new(0);
+        let mut stub = StubResolver::new(&rc, server.port(), &rotation);
+        let started = tokio::time::Instant::now();
+        let verdict = stub.lookup("a.example.").await;
+        assert_eq!(started.elapsed(), Duration::from_secs(15));
+        // The A answer carried no records: NODATA.
+        assert_eq!(verdict, Verdict::NoData);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dead_server_is_skipped_and_reopen_gives_up_after_one_timeout() {
+        let server = crate::probe::dns::wire::tests::a_only_server().await;
+        // Nothing listens on 127.0.0.2: ICMP unreachable, next server at once.
+        let rc = parse_resolv_conf(
+            "nameserver 127.0.0.2\nnameserver 127.0.0.1\noptions rotate timeout:1 single-request-reopen\n",
+        );
+        let rotation = AtomicU32::new(0);
+        let mut stub = StubResolver::new(&rc, server.port(), &rotation);
+        let started = tokio::time::Instant::now();
+        assert_eq!(stub.lookup("a.example.").await, Verdict::NoData);
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        assert_eq!(rotation.load(Ordering::Relaxed), 1);
     }
 }

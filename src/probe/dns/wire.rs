@@ -132,28 +132,32 @@ pub(crate) async fn udp_exchange(
     let mut buf = vec![0u8; UDP_BUFFER];
     loop {
         // Send what is due: everything at once, or the next once the previous
-        // has its reply.
+        // has its reply. A socket error (often the ICMP unreachable of an
+        // earlier datagram, reported on a later call) ends the exchange.
+        let mut error = None;
         for i in 0..questions.len() {
             let due = sent[i].is_none()
                 && (sending == Sending::Parallel || i == 0 || replies[i - 1].is_some());
-            if due {
+            if due && error.is_none() {
                 sent[i] = Some(Instant::now());
                 if let Err(e) = socket.send(&wires[i]).await {
-                    replies[i] = Some(Reply::Failed {
-                        error: format!("send to {server}: {e}"),
-                        elapsed: Duration::ZERO,
-                    });
+                    error = Some(format!("send to {server}: {e}"));
                 }
             }
         }
-        if replies.iter().all(Option::is_some) {
+        if error.is_none() && replies.iter().all(Option::is_some) {
             break;
         }
-        let n = match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
-            Err(_) => break,
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => {
-                let error = format!("receive from {server}: {e}");
+        let n = match error {
+            Some(e) => Err(e),
+            None => match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
+                Err(_) => break,
+                Ok(r) => r.map_err(|e| format!("receive from {server}: {e}")),
+            },
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(error) => {
                 for (reply, at) in replies.iter_mut().zip(&sent) {
                     if reply.is_none() {
                         let elapsed = at.map(|t| t.elapsed()).unwrap_or_default();
@@ -231,4 +235,89 @@ async fn tcp_exchange(server: SocketAddr, q: &Question) -> Result<Answer, String
     let mut response = vec![0u8; usize::from(u16::from_be_bytes(len))];
     stream.read_exact(&mut response).await.map_err(io)?;
     parse_response(&response, id, &q.name, q.qtype).map_err(|e| format!("{server}: {e}"))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use hickory_proto::op::{Message, MessageType};
+
+    /// A loopback server that answers only A queries, immediately (NOERROR,
+    /// no records); every other query is swallowed.
+    pub(crate) async fn a_only_server() -> SocketAddr {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+                let Ok(q) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                if q.queries()[0].query_type() != RecordType::A {
+                    continue;
+                }
+                let mut r = q.clone();
+                r.set_message_type(MessageType::Response)
+                    .set_recursion_available(true);
+                let _ = socket.send_to(&r.to_vec().unwrap(), from).await;
+            }
+        });
+        addr
+    }
+
+    fn pair() -> [Question; 2] {
+        let name = Name::from_ascii("a.example.").unwrap();
+        [RecordType::A, RecordType::AAAA].map(|qtype| Question {
+            name: name.clone(),
+            qtype,
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_answer_times_out_at_the_budget_and_the_other_is_kept() {
+        let server = a_only_server().await;
+        let budget = Duration::from_secs(5);
+        let started = Instant::now();
+        let ex = udp_exchange(server, &pair(), Sending::Parallel, budget).await;
+        assert_eq!(started.elapsed(), budget);
+        assert!(
+            matches!(ex.replies[0], Reply::Answer { elapsed, .. } if elapsed < Duration::from_millis(1))
+        );
+        assert_eq!(ex.replies[1], Reply::Timeout { elapsed: budget });
+        assert_eq!(ex.mismatched, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sequential_sending_waits_for_each_answer() {
+        let server = a_only_server().await;
+        let budget = Duration::from_secs(2);
+        let mut questions = pair();
+        questions.reverse();
+        // AAAA first and never answered: A is never sent.
+        let ex = udp_exchange(server, &questions, Sending::Sequential, budget).await;
+        assert_eq!(ex.replies[0], Reply::Timeout { elapsed: budget });
+        assert_eq!(
+            ex.replies[1],
+            Reply::Timeout {
+                elapsed: Duration::ZERO
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_a_failure_not_a_timeout() {
+        // Bind then drop: nothing listens there, the kernel answers ICMP.
+        let addr = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let ex = udp_exchange(addr, &pair(), Sending::Parallel, Duration::from_secs(5)).await;
+        assert!(
+            ex.replies.iter().all(|r| matches!(r, Reply::Failed { .. })),
+            "{:?}",
+            ex.replies
+        );
+        let tcp = tcp_query(addr, &pair()[0], Duration::from_secs(5)).await;
+        assert!(matches!(tcp, Reply::Failed { .. }), "{tcp:?}");
+    }
 }
