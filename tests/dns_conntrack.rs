@@ -21,22 +21,9 @@ fn conntrack_counters_are_summed_over_cpus_and_follow_the_kernel() {
     std::fs::create_dir_all(&stat).unwrap();
     let file = stat.join("nf_conntrack");
     std::fs::write(&file, format!("{HEADER}{}{}", row(10, 1), row(240, 2))).unwrap();
-    let config = format!(
-        r#"
-[paths]
-proc = "{}"
-[remediation]
-enabled = false
-[kubelet]
-enabled = false
-[cpu]
-enabled = false
-[dns]
-interval = "1s"
-timeout = "500ms"
-names = []
-"#,
-        dir.path().join("proc").display()
+    let config = support::dns_config::dns_only(
+        &dir.path().join("proc"),
+        "interval = \"1s\"\ntimeout = \"500ms\"\nnames = []",
     );
     let agent = AgentProcess::start(dir.path(), &config, &[]);
     agent.wait_metrics(Duration::from_secs(10), "summed counters", |m| {

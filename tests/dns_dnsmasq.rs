@@ -21,27 +21,9 @@ transports = ["udp", "tcp"]"#,
 
 fn config_with(server: &str, dir: &std::path::Path, queries: &str) -> String {
     // An empty proc root: the conntrack counters must then be absent.
-    format!(
-        r#"
-[paths]
-proc = "{proc}"
-
-[remediation]
-enabled = false
-
-[kubelet]
-enabled = false
-
-[cpu]
-enabled = false
-
-[dns]
-interval = "1s"
-timeout = "500ms"
-servers = ["{server}"]
-{queries}
-"#,
-        proc = dir.display()
+    support::dns_config::dns_only(
+        dir,
+        &format!("interval = \"1s\"\ntimeout = \"500ms\"\nservers = [\"{server}\"]\n{queries}"),
     )
 }
 

@@ -17,21 +17,12 @@ fn start(ip: &str, test: &str) -> (Responder, tempfile::TempDir, AgentProcess) {
         Zone::new(&["a.test"], &[]),
     );
     let dir = short_tempdir(test);
-    let config = format!(
-        r#"
-[remediation]
-enabled = false
-[kubelet]
-enabled = false
-[cpu]
-enabled = false
-[dns]
-interval = "1s"
-timeout = "300ms"
-servers = ["{}"]
-names = ["a.test."]
-"#,
-        responder.addr
+    let config = support::dns_config::dns_only(
+        dir.path(),
+        &format!(
+            "interval = \"1s\"\ntimeout = \"300ms\"\nservers = [\"{}\"]\nnames = [\"a.test.\"]",
+            responder.addr
+        ),
     );
     let agent = AgentProcess::start(dir.path(), &config, &[]);
     (responder, dir, agent)
