@@ -114,3 +114,67 @@ fn every_third_answer_dropped_is_counted_exactly() {
         .unwrap();
     assert!(sum >= dropped * 0.3, "{sum}");
 }
+
+/// With no `servers`, the nameservers of `resolv_conf` are probed (port 53,
+/// hence a 127.53.x.y address of the test's own), and `lookups` are timed as
+/// whole stub-resolver lookups through its search list.
+#[test]
+fn servers_and_lookups_follow_resolv_conf() {
+    let responder = Responder::start(
+        "127.53.1.1:53".parse().unwrap(),
+        Zone::new(&["a.test"], &[]),
+    );
+    responder.set_delay(Duration::from_millis(10));
+    let dir = short_tempdir("dns-resolv");
+    let rc = dir.path().join("resolv.conf");
+    std::fs::write(
+        &rc,
+        "nameserver 127.53.1.1\nsearch x.test y.test\noptions ndots:5 timeout:1\n",
+    )
+    .unwrap();
+    let config = support::dns_config::dns_only(
+        dir.path(),
+        &format!(
+            "interval = \"1s\"\ntimeout = \"500ms\"\nnames = [\"a.test.\"]\nresolv_conf = \"{}\"\nlookups = [\"a.test\"]",
+            rc.display()
+        ),
+    );
+    let agent = AgentProcess::start(dir.path(), &config, &[]);
+    let lookup = [("name", "a.test")];
+    let m = agent.wait_metrics(Duration::from_secs(15), "two lookups and answers", |m| {
+        m.get(
+            REQUESTS,
+            &[
+                ("server", "127.53.1.1:53"),
+                ("qtype", "AAAA"),
+                ("result", "noerror"),
+            ],
+        )
+        .unwrap_or(0.0)
+            >= 2.0
+            && m.get(
+                "nodevitals_dns_lookups_total",
+                &[("name", "a.test"), ("result", "ok")],
+            )
+            .unwrap_or(0.0)
+                >= 2.0
+    });
+    // a.test has one dot, under ndots:5: x.test and y.test are tried first,
+    // three pairs in all, each answered after 10 ms.
+    let sum = m
+        .get("nodevitals_dns_lookup_duration_seconds_sum", &lookup)
+        .unwrap();
+    let count = m
+        .get("nodevitals_dns_lookup_duration_seconds_count", &lookup)
+        .unwrap();
+    let mean = sum / count;
+    assert!((0.030..0.045).contains(&mean), "mean lookup {mean:.4}s");
+    let tried: Vec<String> = responder
+        .received()
+        .iter()
+        .map(|r| r.name.clone())
+        .filter(|n| n != "a.test.")
+        .collect();
+    assert!(tried.contains(&"a.test.x.test.".to_owned()), "{tried:?}");
+    assert!(tried.contains(&"a.test.y.test.".to_owned()), "{tried:?}");
+}
