@@ -247,6 +247,9 @@ pub struct DnsConfig {
     pub pair: bool,
     pub resolv_conf: PathBuf,
     pub lookups: Vec<DnsName>,
+    /// Probe from inside this network namespace (`/proc/<pid>/ns/net`,
+    /// `/var/run/netns/<name>`); unset = the agent's own.
+    pub netns: Option<PathBuf>,
 }
 
 impl Default for DnsConfig {
@@ -262,6 +265,7 @@ impl Default for DnsConfig {
             pair: true,
             resolv_conf: "/etc/resolv.conf".into(),
             lookups: Vec::new(),
+            netns: None,
         }
     }
 }
@@ -527,6 +531,9 @@ impl Config {
                 "transports",
                 "must list udp, tcp or both when names are probed",
             );
+        }
+        if d.netns.as_ref().is_some_and(|p| !p.is_absolute()) {
+            return err("netns", "must be an absolute path");
         }
         for (key, list) in [
             ("qtypes", has_duplicates(&d.qtypes)),

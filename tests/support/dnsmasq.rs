@@ -35,6 +35,25 @@ impl Dnsmasq {
 
     /// Starts with extra record options (`--txt-record=...`, ...).
     pub fn start_with(ip: &str, records: &[String]) -> Dnsmasq {
+        Self::spawn(ip, records, false)
+    }
+
+    /// Starts on 127.0.0.1 inside a new network namespace of its own (only
+    /// `lo`, brought up); the namespace is `/proc/<pid>/ns/net` and goes away
+    /// with the process.
+    pub fn start_in_new_netns(records: &[(&str, &str)]) -> Dnsmasq {
+        let args: Vec<String> = records
+            .iter()
+            .map(|(name, addr)| format!("--host-record={name},{addr}"))
+            .collect();
+        Self::spawn("127.0.0.1", &args, true)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn spawn(ip: &str, records: &[String], new_netns: bool) -> Dnsmasq {
         assert!(
             std::path::Path::new(DNSMASQ).exists(),
             "{DNSMASQ} is missing: apt-get install dnsmasq-base (scripts/test.sh does)"
@@ -42,7 +61,20 @@ impl Dnsmasq {
         let dir = short_tempdir("dnsmasq");
         let pidfile = dir.path().join("dnsmasq.pid");
         let port = free_port(ip);
-        let mut cmd = Command::new(DNSMASQ);
+        // unshare(1) and sh exec in place: the child's PID is dnsmasq's.
+        let mut cmd = if new_netns {
+            let mut c = Command::new("unshare");
+            c.args([
+                "-n",
+                "sh",
+                "-c",
+                "ip link set lo up && exec \"$0\" \"$@\"",
+                DNSMASQ,
+            ]);
+            c
+        } else {
+            Command::new(DNSMASQ)
+        };
         cmd.args([
             "--keep-in-foreground",
             "--conf-file=/dev/null",

@@ -12,6 +12,7 @@
 pub(crate) mod conntrack;
 pub(crate) mod message;
 pub(crate) mod resolv_conf;
+pub(crate) mod sockets;
 pub(crate) mod stub;
 pub(crate) mod wire;
 
@@ -21,6 +22,7 @@ use crate::metrics::{DnsMetrics, QueryLabels};
 use hickory_proto::rr::{Name, RecordType};
 use message::Rcode;
 use resolv_conf::{parse_resolv_conf, ResolvConf};
+use sockets::{NetnsError, Sockets};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,6 +43,8 @@ pub enum DnsSetupError {
     },
     #[error("{path}: names no nameserver and dns.servers is empty")]
     NoServers { path: PathBuf },
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
 }
 
 /// One server x name x transport, with the query types to send.
@@ -61,6 +65,7 @@ pub struct DnsProbe {
     resolv_conf: PathBuf,
     proc_root: PathBuf,
     rotation: AtomicU32,
+    sockets: Sockets,
     metrics: DnsMetrics,
 }
 
@@ -140,6 +145,10 @@ impl DnsProbe {
             resolv_conf: config.resolv_conf.clone(),
             proc_root: proc_root.to_owned(),
             rotation: AtomicU32::new(rand::random()),
+            sockets: match &config.netns {
+                Some(path) => Sockets::in_netns(path)?,
+                None => Sockets::host(),
+            },
             metrics,
         };
         let labels: Vec<QueryLabels> = probe
@@ -197,7 +206,14 @@ impl DnsProbe {
     async fn pair(&self, t: &Target) -> Vec<&'static str> {
         let pair = [DnsQtype::A, DnsQtype::AAAA];
         let questions = pair.map(|q| t.question(q));
-        let ex = udp_exchange(t.server, &questions, Sending::Parallel, self.query_timeout).await;
+        let ex = udp_exchange(
+            &self.sockets,
+            t.server,
+            &questions,
+            Sending::Parallel,
+            self.query_timeout,
+        )
+        .await;
         let server = t.server.to_string();
         self.metrics.count_mismatched(&server, ex.mismatched);
         let lost = ex
@@ -219,9 +235,12 @@ impl DnsProbe {
     async fn single(&self, t: &Target, q: DnsQtype) -> &'static str {
         let question = t.question(q);
         let reply = match t.transport {
-            DnsTransport::Tcp => tcp_query(t.server, &question, self.query_timeout).await,
+            DnsTransport::Tcp => {
+                tcp_query(&self.sockets, t.server, &question, self.query_timeout).await
+            }
             DnsTransport::Udp => {
                 let ex = udp_exchange(
+                    &self.sockets,
                     t.server,
                     std::slice::from_ref(&question),
                     Sending::Parallel,
@@ -248,7 +267,7 @@ impl DnsProbe {
         }
         self.metrics.count_truncated(&t.server.to_string());
         let before = reply.elapsed();
-        match tcp_query(t.server, question, self.query_timeout).await {
+        match tcp_query(&self.sockets, t.server, question, self.query_timeout).await {
             Reply::Answer { answer, elapsed } => Reply::Answer {
                 answer,
                 elapsed: before + elapsed,
@@ -291,7 +310,7 @@ impl DnsProbe {
         let rc = &rc;
         let runs = self.lookups.iter().map(|name| async move {
             let started = Instant::now();
-            let mut stub = stub::StubResolver::new(rc, DNS_PORT, &self.rotation);
+            let mut stub = stub::StubResolver::new(rc, DNS_PORT, &self.rotation, &self.sockets);
             let result = tokio::time::timeout(budget, stub.lookup(name))
                 .await
                 .map_or("timeout", |v| v.as_str());

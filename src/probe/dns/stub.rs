@@ -13,6 +13,7 @@
 
 use super::message::{Answer, Rcode};
 use super::resolv_conf::ResolvConf;
+use super::sockets::Sockets;
 use super::wire::{tcp_query, udp_exchange, Question, Reply, Sending};
 use hickory_proto::rr::{Name, RecordType};
 use std::net::SocketAddr;
@@ -196,11 +197,17 @@ pub(crate) struct StubResolver<'a> {
     single_request: bool,
     single_request_reopen: bool,
     rotation: &'a AtomicU32,
+    sockets: &'a Sockets,
 }
 
 impl<'a> StubResolver<'a> {
     /// `port` is 53 in production; tests serve on another one.
-    pub fn new(rc: &'a ResolvConf, port: u16, rotation: &'a AtomicU32) -> Self {
+    pub fn new(
+        rc: &'a ResolvConf,
+        port: u16,
+        rotation: &'a AtomicU32,
+        sockets: &'a Sockets,
+    ) -> Self {
         let servers = if rc.nameservers.is_empty() {
             // glibc's default when resolv.conf names no server.
             vec![SocketAddr::from(([127, 0, 0, 1], port))]
@@ -217,6 +224,7 @@ impl<'a> StubResolver<'a> {
             single_request: rc.single_request || rc.single_request_reopen,
             single_request_reopen: rc.single_request_reopen,
             rotation,
+            sockets,
         }
     }
 
@@ -290,14 +298,14 @@ impl<'a> StubResolver<'a> {
             } else {
                 Sending::Parallel
             };
-            let ex = udp_exchange(server, questions, sending, budget).await;
+            let ex = udp_exchange(self.sockets, server, questions, sending, budget).await;
             let answers: Vec<Answer> = ex
                 .replies
                 .iter()
                 .filter_map(|r| r.answer().copied())
                 .collect();
             if answers.iter().any(|a| a.truncated) {
-                return tcp_fallback(server, questions, budget).await;
+                return tcp_fallback(self.sockets, server, questions, budget).await;
             }
             if answers.iter().any(|a| a.referral) {
                 return Sent::NextServer {
@@ -343,10 +351,15 @@ fn usable(a: &Answer) -> bool {
     !matches!(a.rcode, Rcode::ServFail | Rcode::Refused | Rcode::Other)
 }
 
-async fn tcp_fallback(server: SocketAddr, questions: &[Question], budget: Duration) -> Sent {
+async fn tcp_fallback(
+    sockets: &Sockets,
+    server: SocketAddr,
+    questions: &[Question],
+    budget: Duration,
+) -> Sent {
     let mut answers = Vec::with_capacity(questions.len());
     for q in questions {
-        match tcp_query(server, q, budget).await {
+        match tcp_query(sockets, server, q, budget).await {
             Reply::Answer { answer, .. } => answers.push(answer),
             _ => {
                 return Sent::NextServer {
@@ -514,7 +527,8 @@ mod tests {
         let server = crate::probe::dns::wire::tests::a_only_server().await;
         let rc = parse_resolv_conf("nameserver 127.0.0.1\noptions timeout:5 attempts:2\n");
         let rotation = AtomicU32::new(0);
-        let mut stub = StubResolver::new(&rc, server.port(), &rotation);
+        let sockets = Sockets::host();
+        let mut stub = StubResolver::new(&rc, server.port(), &rotation, &sockets);
         let started = tokio::time::Instant::now();
         let verdict = stub.lookup("a.example.").await;
         assert_eq!(started.elapsed(), Duration::from_secs(15));
@@ -530,7 +544,8 @@ mod tests {
             "nameserver 127.0.0.2\nnameserver 127.0.0.1\noptions rotate timeout:1 single-request-reopen\n",
         );
         let rotation = AtomicU32::new(0);
-        let mut stub = StubResolver::new(&rc, server.port(), &rotation);
+        let sockets = Sockets::host();
+        let mut stub = StubResolver::new(&rc, server.port(), &rotation, &sockets);
         let started = tokio::time::Instant::now();
         assert_eq!(stub.lookup("a.example.").await, Verdict::NoData);
         assert_eq!(started.elapsed(), Duration::from_secs(1));

@@ -4,11 +4,11 @@
 //! No metrics: callers record what they learn.
 
 use super::message::{build_query, parse_response, response_id, Answer};
+use super::sockets::Sockets;
 use hickory_proto::rr::{Name, RecordType};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
 /// Large enough for any UDP answer without EDNS (512) and most with it.
@@ -84,16 +84,10 @@ fn query_ids(n: usize) -> Vec<u16> {
     ids
 }
 
-fn wildcard_for(server: SocketAddr) -> SocketAddr {
-    match server {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    }
-}
-
 /// Sends `questions` from one fresh UDP socket to `server` and waits until each
 /// is answered or `budget` (for the whole exchange) runs out.
 pub(crate) async fn udp_exchange(
+    sockets: &Sockets,
     server: SocketAddr,
     questions: &[Question],
     sending: Sending,
@@ -111,15 +105,10 @@ pub(crate) async fn udp_exchange(
             .collect(),
         mismatched: 0,
     };
-    let socket = match UdpSocket::bind(wildcard_for(server)).await {
+    let socket = match sockets.udp(server).await {
         Ok(s) => s,
-        Err(e) => return failed(format!("bind: {e}")),
+        Err(e) => return failed(format!("socket to {server}: {e}")),
     };
-    // A connected socket learns of ICMP port-unreachable as ECONNREFUSED, and
-    // the kernel drops datagrams from any other source.
-    if let Err(e) = socket.connect(server).await {
-        return failed(format!("connect {server}: {e}"));
-    }
     let ids = query_ids(questions.len());
     let wires: Vec<Vec<u8>> = questions
         .iter()
@@ -207,9 +196,14 @@ pub(crate) async fn udp_exchange(
 
 /// One question on a fresh TCP connection; the time includes the handshake, as
 /// an application falling back to TCP pays it.
-pub(crate) async fn tcp_query(server: SocketAddr, question: &Question, budget: Duration) -> Reply {
+pub(crate) async fn tcp_query(
+    sockets: &Sockets,
+    server: SocketAddr,
+    question: &Question,
+    budget: Duration,
+) -> Reply {
     let started = Instant::now();
-    let result = tokio::time::timeout(budget, tcp_exchange(server, question)).await;
+    let result = tokio::time::timeout(budget, tcp_exchange(sockets, server, question)).await;
     let elapsed = started.elapsed();
     match result {
         Err(_) => Reply::Timeout { elapsed },
@@ -218,8 +212,13 @@ pub(crate) async fn tcp_query(server: SocketAddr, question: &Question, budget: D
     }
 }
 
-async fn tcp_exchange(server: SocketAddr, q: &Question) -> Result<Answer, String> {
-    let mut stream = TcpStream::connect(server)
+async fn tcp_exchange(
+    sockets: &Sockets,
+    server: SocketAddr,
+    q: &Question,
+) -> Result<Answer, String> {
+    let mut stream = sockets
+        .tcp(server)
         .await
         .map_err(|e| format!("connect {server}: {e}"))?;
     let id = rand::random::<u16>();
@@ -245,7 +244,7 @@ pub(crate) mod tests {
     /// A loopback server that answers only A queries, immediately (NOERROR,
     /// no records); every other query is swallowed.
     pub(crate) async fn a_only_server() -> SocketAddr {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
         tokio::spawn(async move {
             let mut buf = [0u8; 512];
@@ -278,7 +277,7 @@ pub(crate) mod tests {
         let server = a_only_server().await;
         let budget = Duration::from_secs(5);
         let started = Instant::now();
-        let ex = udp_exchange(server, &pair(), Sending::Parallel, budget).await;
+        let ex = udp_exchange(&Sockets::host(), server, &pair(), Sending::Parallel, budget).await;
         assert_eq!(started.elapsed(), budget);
         assert!(
             matches!(ex.replies[0], Reply::Answer { elapsed, .. } if elapsed < Duration::from_millis(1))
@@ -294,7 +293,14 @@ pub(crate) mod tests {
         let mut questions = pair();
         questions.reverse();
         // AAAA first and never answered: A is never sent.
-        let ex = udp_exchange(server, &questions, Sending::Sequential, budget).await;
+        let ex = udp_exchange(
+            &Sockets::host(),
+            server,
+            &questions,
+            Sending::Sequential,
+            budget,
+        )
+        .await;
         assert_eq!(ex.replies[0], Reply::Timeout { elapsed: budget });
         assert_eq!(
             ex.replies[1],
@@ -311,13 +317,20 @@ pub(crate) mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let ex = udp_exchange(addr, &pair(), Sending::Parallel, Duration::from_secs(5)).await;
+        let ex = udp_exchange(
+            &Sockets::host(),
+            addr,
+            &pair(),
+            Sending::Parallel,
+            Duration::from_secs(5),
+        )
+        .await;
         assert!(
             ex.replies.iter().all(|r| matches!(r, Reply::Failed { .. })),
             "{:?}",
             ex.replies
         );
-        let tcp = tcp_query(addr, &pair()[0], Duration::from_secs(5)).await;
+        let tcp = tcp_query(&Sockets::host(), addr, &pair()[0], Duration::from_secs(5)).await;
         assert!(matches!(tcp, Reply::Failed { .. }), "{tcp:?}");
     }
 }
