@@ -11,16 +11,18 @@
 
 pub(crate) mod conntrack;
 pub(crate) mod message;
+mod queries;
 pub(crate) mod resolv_conf;
+pub(crate) mod search;
 pub(crate) mod sockets;
 pub(crate) mod stub;
 pub(crate) mod wire;
 
 use super::{Outcome, Probe, ProbeError, ProbeFuture, ProbeResult};
-use crate::config::{DnsConfig, DnsQtype, DnsTransport};
+use crate::config::{DnsConfig, DnsQtype};
 use crate::metrics::{DnsMetrics, QueryLabels};
-use hickory_proto::rr::{Name, RecordType};
-use message::Rcode;
+use hickory_proto::rr::Name;
+use queries::Target;
 use resolv_conf::{parse_resolv_conf, ResolvConf};
 use sockets::{NetnsError, Sockets};
 use std::collections::BTreeMap;
@@ -29,7 +31,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 use tokio::time::Instant;
-use wire::{tcp_query, udp_exchange, Question, Reply, Sending};
 
 /// Port of the nameservers of resolv.conf (it cannot name another).
 const DNS_PORT: u16 = 53;
@@ -47,14 +48,6 @@ pub enum DnsSetupError {
     Netns(#[from] NetnsError),
 }
 
-/// One server x name x transport, with the query types to send.
-struct Target {
-    server: SocketAddr,
-    name: Name,
-    label: String,
-    transport: DnsTransport,
-}
-
 pub struct DnsProbe {
     interval: Duration,
     query_timeout: Duration,
@@ -67,20 +60,6 @@ pub struct DnsProbe {
     rotation: AtomicU32,
     sockets: Sockets,
     metrics: DnsMetrics,
-}
-
-fn record_type(q: DnsQtype) -> RecordType {
-    match q {
-        DnsQtype::A => RecordType::A,
-        DnsQtype::AAAA => RecordType::AAAA,
-        DnsQtype::CNAME => RecordType::CNAME,
-        DnsQtype::MX => RecordType::MX,
-        DnsQtype::NS => RecordType::NS,
-        DnsQtype::PTR => RecordType::PTR,
-        DnsQtype::SOA => RecordType::SOA,
-        DnsQtype::SRV => RecordType::SRV,
-        DnsQtype::TXT => RecordType::TXT,
-    }
 }
 
 fn absolute(name: &str) -> Option<Name> {
@@ -178,120 +157,6 @@ impl DnsProbe {
         summarize(&results, &lookups)
     }
 
-    /// Queries one target; returns the `result` label of every query sent.
-    async fn probe_target(&self, t: &Target) -> Vec<&'static str> {
-        let has = |q| self.qtypes.contains(&q);
-        let paired = t.transport == DnsTransport::Udp
-            && self.pair
-            && has(DnsQtype::A)
-            && has(DnsQtype::AAAA);
-        let singles = self
-            .qtypes
-            .iter()
-            .filter(|q| !(paired && matches!(q, DnsQtype::A | DnsQtype::AAAA)))
-            .map(|q| self.single(t, *q));
-        let (mut out, pair) =
-            futures_util::future::join(futures_util::future::join_all(singles), async {
-                if paired {
-                    self.pair(t).await
-                } else {
-                    Vec::new()
-                }
-            })
-            .await;
-        out.extend(pair);
-        out
-    }
-
-    async fn pair(&self, t: &Target) -> Vec<&'static str> {
-        let pair = [DnsQtype::A, DnsQtype::AAAA];
-        let questions = pair.map(|q| t.question(q));
-        let ex = udp_exchange(
-            &self.sockets,
-            t.server,
-            &questions,
-            Sending::Parallel,
-            self.query_timeout,
-        )
-        .await;
-        let server = t.server.to_string();
-        self.metrics.count_mismatched(&server, ex.mismatched);
-        let lost = ex
-            .replies
-            .iter()
-            .filter(|r| matches!(r, Reply::Timeout { .. }))
-            .count();
-        if lost == 1 {
-            self.metrics.count_pair_lost(&server);
-        }
-        let mut out = Vec::with_capacity(2);
-        for ((q, question), reply) in pair.iter().zip(&questions).zip(ex.replies) {
-            let reply = self.finish_udp(t, question, reply).await;
-            out.push(self.record(t, *q, &reply));
-        }
-        out
-    }
-
-    async fn single(&self, t: &Target, q: DnsQtype) -> &'static str {
-        let question = t.question(q);
-        let reply = match t.transport {
-            DnsTransport::Tcp => {
-                tcp_query(&self.sockets, t.server, &question, self.query_timeout).await
-            }
-            DnsTransport::Udp => {
-                let ex = udp_exchange(
-                    &self.sockets,
-                    t.server,
-                    std::slice::from_ref(&question),
-                    Sending::Parallel,
-                    self.query_timeout,
-                )
-                .await;
-                self.metrics
-                    .count_mismatched(&t.server.to_string(), ex.mismatched);
-                let reply = ex.replies.into_iter().next().unwrap_or(Reply::Timeout {
-                    elapsed: self.query_timeout,
-                });
-                self.finish_udp(t, &question, reply).await
-            }
-        };
-        self.record(t, q, &reply)
-    }
-
-    /// A truncated UDP answer is retried over TCP, as a resolver does; the
-    /// application waits for both.
-    async fn finish_udp(&self, t: &Target, question: &Question, reply: Reply) -> Reply {
-        let truncated = reply.answer().is_some_and(|a| a.truncated);
-        if !truncated {
-            return reply;
-        }
-        self.metrics.count_truncated(&t.server.to_string());
-        let before = reply.elapsed();
-        match tcp_query(&self.sockets, t.server, question, self.query_timeout).await {
-            Reply::Answer { answer, elapsed } => Reply::Answer {
-                answer,
-                elapsed: before + elapsed,
-            },
-            Reply::Timeout { elapsed } => Reply::Timeout {
-                elapsed: before + elapsed,
-            },
-            Reply::Failed { error, elapsed } => Reply::Failed {
-                error,
-                elapsed: before + elapsed,
-            },
-        }
-    }
-
-    fn record(&self, t: &Target, q: DnsQtype, reply: &Reply) -> &'static str {
-        let result = result_label(reply);
-        if let Reply::Failed { error, .. } = reply {
-            tracing::debug!(server = %t.server, name = %t.label, qtype = q.as_str(), error, "dns query failed");
-        }
-        self.metrics
-            .observe_query(&t.labels(q), result, reply.elapsed());
-        result
-    }
-
     /// Runs every lookup concurrently, each bounded so the run ends inside its
     /// deadline; a lookup cut short is recorded as a timeout at the bound (the
     /// application would have waited at least that long).
@@ -318,38 +183,6 @@ impl DnsProbe {
             (name.clone(), result)
         });
         futures_util::future::join_all(runs).await
-    }
-}
-
-impl Target {
-    fn question(&self, q: DnsQtype) -> Question {
-        Question {
-            name: self.name.clone(),
-            qtype: record_type(q),
-        }
-    }
-
-    fn labels(&self, q: DnsQtype) -> QueryLabels {
-        QueryLabels {
-            server: self.server.to_string(),
-            name: self.label.clone(),
-            qtype: q.as_str(),
-            transport: self.transport.as_str(),
-        }
-    }
-}
-
-fn result_label(reply: &Reply) -> &'static str {
-    match reply {
-        Reply::Answer { answer, .. } => match answer.rcode {
-            Rcode::NoError => "noerror",
-            Rcode::NxDomain => "nxdomain",
-            Rcode::ServFail => "servfail",
-            Rcode::Refused => "refused",
-            Rcode::Other => "error",
-        },
-        Reply::Timeout { .. } => "timeout",
-        Reply::Failed { .. } => "error",
     }
 }
 
