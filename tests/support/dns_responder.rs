@@ -41,6 +41,10 @@ struct State {
     received: Vec<Received>,
     dropped: u64,
     seen: u64,
+    /// Answers sent, and the sum of their delays as realized (receive to
+    /// send, scheduling included).
+    answered: u64,
+    realized: Duration,
 }
 
 pub struct Responder {
@@ -74,6 +78,7 @@ impl Zone {
 }
 
 struct Due {
+    received: Instant,
     at: Instant,
     bytes: Vec<u8>,
     to: SocketAddr,
@@ -114,7 +119,9 @@ impl Responder {
         let (tx, rx) = mpsc::channel::<Due>();
         let sender_socket = socket.try_clone().unwrap();
         let sender_stop = Arc::clone(&stop);
-        let sender = std::thread::spawn(move || send_loop(sender_socket, rx, sender_stop));
+        let sender_state = Arc::clone(&state);
+        let sender =
+            std::thread::spawn(move || send_loop(sender_socket, rx, sender_state, sender_stop));
         let (st, sp) = (Arc::clone(&state), Arc::clone(&stop));
         let receiver = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
@@ -125,6 +132,7 @@ impl Responder {
                 let received = Instant::now();
                 if let Some((bytes, delay)) = answer(&buf[..n], from, &zone, &st) {
                     let _ = tx.send(Due {
+                        received,
                         at: received + delay,
                         bytes,
                         to: from,
@@ -151,6 +159,12 @@ impl Responder {
     /// Answers dropped so far.
     pub fn dropped(&self) -> u64 {
         self.state.lock().unwrap().dropped
+    }
+
+    /// Answers sent so far and the total of their realized delays.
+    pub fn answered(&self) -> (u64, Duration) {
+        let st = self.state.lock().unwrap();
+        (st.answered, st.realized)
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -224,7 +238,12 @@ fn answer(
     Some((m.to_vec().ok()?, delay))
 }
 
-fn send_loop(socket: UdpSocket, rx: mpsc::Receiver<Due>, stop: Arc<AtomicBool>) {
+fn send_loop(
+    socket: UdpSocket,
+    rx: mpsc::Receiver<Due>,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+) {
     let mut heap = BinaryHeap::new();
     while !stop.load(Ordering::Relaxed) {
         let wait = heap
@@ -243,7 +262,11 @@ fn send_loop(socket: UdpSocket, rx: mpsc::Receiver<Due>, stop: Arc<AtomicBool>) 
         }
         while heap.peek().is_some_and(|d| d.at <= Instant::now()) {
             let d = heap.pop().unwrap();
-            let _ = socket.send_to(&d.bytes, d.to);
+            if socket.send_to(&d.bytes, d.to).is_ok() {
+                let mut st = state.lock().unwrap();
+                st.answered += 1;
+                st.realized += d.received.elapsed();
+            }
         }
     }
 }
