@@ -3,6 +3,7 @@
 
 mod agent;
 mod dns;
+pub(crate) mod exposition;
 mod runtime;
 
 pub use agent::{AgentMetrics, NodeLabels};

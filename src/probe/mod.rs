@@ -5,6 +5,7 @@
 pub mod dns;
 pub mod kubelet;
 pub mod runtime;
+pub mod unusable;
 
 use serde::Serialize;
 use std::fmt;
