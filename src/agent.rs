@@ -7,6 +7,7 @@ use crate::config::{Config, ConfigSource, RuntimeConfig};
 use crate::health::Health;
 use crate::metrics::{Metrics, NodeLabels};
 use crate::notify;
+use crate::probe::dns::DnsProbe;
 use crate::probe::kubelet::{on_kubernetes_node, KubeletProbe};
 use crate::probe::runtime::cri::CriClient;
 use crate::probe::runtime::docker::DockerClient;
@@ -72,6 +73,12 @@ pub fn build(config: &Config, metrics: &Metrics) -> Built {
         match KubeletProbe::new(&k.url, k.interval, k.timeout, metrics.kubelet.clone()) {
             Ok(p) => probes.push(Arc::new(p)),
             Err(e) => tracing::error!(error = %e, "kubelet not probed"),
+        }
+    }
+    if config.dns.enabled {
+        match DnsProbe::new(&config.dns, &config.paths.proc, metrics.dns.clone()) {
+            Ok(p) => probes.push(Arc::new(p)),
+            Err(e) => tracing::error!(error = %e, "dns not probed"),
         }
     }
     Built {

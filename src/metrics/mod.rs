@@ -2,11 +2,14 @@
 //! (one file per area); probes get typed handles and never touch the registry.
 
 mod agent;
+mod dns;
 pub(crate) mod exposition;
 mod remediation;
 mod runtime;
 
 pub use agent::{AgentMetrics, NodeLabels};
+pub use dns::DnsMetrics;
+pub(crate) use dns::QueryLabels;
 pub use remediation::RemediationMetrics;
 pub use runtime::{KubeletMetrics, RuntimeMetrics};
 
@@ -28,6 +31,7 @@ pub struct Metrics {
     pub runtime: RuntimeMetrics,
     pub kubelet: KubeletMetrics,
     pub remediation: RemediationMetrics,
+    pub dns: DnsMetrics,
 }
 
 impl Metrics {
@@ -37,12 +41,14 @@ impl Metrics {
         let runtime = RuntimeMetrics::register(&mut registry);
         let kubelet = KubeletMetrics::register(&mut registry);
         let remediation = RemediationMetrics::register(&mut registry);
+        let dns = DnsMetrics::register(&mut registry);
         Self {
             registry,
             agent,
             runtime,
             kubelet,
             remediation,
+            dns,
         }
     }
 

@@ -4,6 +4,9 @@
 #![allow(dead_code)] // each integration test binary uses a different subset
 
 pub mod containerd;
+pub mod dns_config;
+pub mod dns_responder;
+pub mod dnsmasq;
 pub mod dockerd;
 pub mod kubelet;
 pub mod process;
