@@ -2,6 +2,7 @@
 //! (one file per area); probes get typed handles and never touch the registry.
 
 mod agent;
+pub(crate) mod exposition;
 mod remediation;
 mod runtime;
 

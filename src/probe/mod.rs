@@ -4,6 +4,7 @@
 
 pub mod kubelet;
 pub mod runtime;
+pub mod unusable;
 
 use serde::Serialize;
 use std::fmt;

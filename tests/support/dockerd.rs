@@ -9,7 +9,7 @@
 //! systemd's `Restart=always`.
 
 use super::process;
-use super::{short_tempdir, wait_until};
+use super::{require, short_tempdir, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
@@ -38,16 +38,6 @@ struct Supervisor {
     stop: Arc<AtomicBool>,
     starts: Arc<AtomicUsize>,
     thread: Option<std::thread::JoinHandle<()>>,
-}
-
-fn require(binary: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(binary).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{binary} is not installed: run scripts/test.sh (it installs the Debian package {package})"
-    );
 }
 
 impl Dockerd {
