@@ -21,10 +21,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
+macro_rules! other_probes_off {
+    () => {
+        "[kubelet]\nenabled = false\n\n[dns]\nenabled = false\n\n[cpu]\nenabled = false\n"
+    };
+}
+
 /// Config sections turning off every probe but the runtime's, for tests that
 /// exercise only the runtime probe and remediation.
-pub const OTHER_PROBES_OFF: &str =
-    "[kubelet]\nenabled = false\n\n[dns]\nenabled = false\n\n[cpu]\nenabled = false\n";
+pub const OTHER_PROBES_OFF: &str = other_probes_off!();
 
 /// Polls `cond` every 50 ms until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
@@ -40,19 +45,7 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
 
 /// Every probe but the runtime's off, and no remediation: the others would
 /// reach beyond loopback (DNS to the host's resolvers) or need a Kubernetes node.
-pub const ONLY_RUNTIME: &str = "
-[remediation]
-enabled = false
-
-[kubelet]
-enabled = false
-
-[dns]
-enabled = false
-
-[cpu]
-enabled = false
-";
+pub const ONLY_RUNTIME: &str = concat!("\n[remediation]\nenabled = false\n\n", other_probes_off!());
 
 /// A config probing the Docker daemon at `endpoint` every second, and nothing else.
 pub fn docker_config(endpoint: &str) -> String {

@@ -122,3 +122,70 @@ impl Restarter for SignalRestarter {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{RestartConfig, RuntimeKind};
+    use std::path::Path;
+
+    /// A real process standing in for the daemon, found by its pidfile.
+    fn restarter_for(child: &std::process::Child, dir: &Path, grace: Duration) -> SignalRestarter {
+        let procfs = Procfs::new(Path::new("/proc"));
+        let pid = child.id() as i32;
+        let pidfile = dir.join("daemon.pid");
+        std::fs::write(&pidfile, format!("{pid}\n")).unwrap();
+        let config = RestartConfig {
+            pidfile: Some(pidfile),
+            process: Some(procfs.exe_name(pid).unwrap()),
+            diagnostic_signal: Some("none".into()),
+            grace,
+            systemctl: "/nonexistent/systemctl".into(),
+            ..RestartConfig::default()
+        };
+        SignalRestarter::new(&RestartSpec::resolve(RuntimeKind::Docker, &config), procfs)
+    }
+
+    #[tokio::test]
+    async fn sigterm_ends_a_daemon_that_handles_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let r = restarter_for(&child, dir.path(), Duration::from_secs(5));
+        let detail = r.restart().await.unwrap();
+        assert!(detail.contains("after SIGTERM"), "{detail}");
+        assert!(child.wait().unwrap().code().is_none(), "ended by a signal");
+    }
+
+    #[tokio::test]
+    async fn sigkill_after_the_grace_when_sigterm_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "trap '' TERM; while :; do sleep 1; done"])
+            .spawn()
+            .unwrap();
+        // Let the shell install its trap before it is signalled.
+        let pid = child.id() as i32;
+        let start = Instant::now();
+        while std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map(|s| {
+                !s.lines()
+                    .any(|l| l.starts_with("SigIgn:") && !l.ends_with("0000000000000000"))
+            })
+            .unwrap_or(true)
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let r = restarter_for(&child, dir.path(), Duration::from_millis(300));
+        let detail = r.restart().await.unwrap();
+        assert!(detail.contains("SIGKILL"), "{detail}");
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
+    }
+}
