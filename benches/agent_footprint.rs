@@ -91,7 +91,12 @@ fn main() {
     // 1. Steady-state RSS, probes at 1 s.
     let agent = AgentProcess::start(
         dir.path(),
-        &config(&d.endpoint(), &kubelet.url(), "1s", &dir.path().to_string_lossy()),
+        &config(
+            &d.endpoint(),
+            &kubelet.url(),
+            "1s",
+            &dir.path().to_string_lossy(),
+        ),
         &[],
     );
     std::thread::sleep(scale(60));
@@ -133,7 +138,12 @@ fn main() {
     let dir = short_tempdir("bench");
     let agent = AgentProcess::start(
         dir.path(),
-        &config(&d.endpoint(), &kubelet.url(), "10s", &dir.path().to_string_lossy()),
+        &config(
+            &d.endpoint(),
+            &kubelet.url(),
+            "10s",
+            &dir.path().to_string_lossy(),
+        ),
         &[],
     );
     std::thread::sleep(Duration::from_secs(1));

@@ -95,6 +95,7 @@ impl AgentProcess {
         extra: &[&str],
         customise: impl FnOnce(&mut Command),
     ) -> AgentProcess {
+        assert_dns_stays_on_loopback(config);
         let config_path = dir.join("config.toml");
         std::fs::write(&config_path, config).expect("write agent config");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodevitals"));
@@ -208,6 +209,27 @@ impl Drop for AgentProcess {
 }
 
 /// The bound address from the agent's "serving" log line, text or JSON format.
+/// Tests send no traffic off loopback: an agent whose DNS probe would query
+/// the host's own nameservers (the default) is refused before it starts.
+fn assert_dns_stays_on_loopback(config: &str) {
+    let Ok(parsed) = nodevitals::config::Config::parse(Path::new("test config"), config) else {
+        return; // invalid configs are what some tests are about
+    };
+    let dns = &parsed.dns;
+    if !dns.enabled {
+        return;
+    }
+    assert!(
+        dns.servers.iter().all(|s| s.0.ip().is_loopback()),
+        "test config sends DNS off loopback: {:?}",
+        dns.servers
+    );
+    assert!(
+        !dns.servers.is_empty() || dns.resolv_conf != Path::new("/etc/resolv.conf"),
+        "test config would query the host's nameservers: set [dns] servers or resolv_conf"
+    );
+}
+
 pub fn listen_addr(line: &str) -> Option<SocketAddr> {
     let key = ["listen=", "\"listen\":"]
         .iter()
