@@ -2,9 +2,11 @@
 //! (one file per area); probes get typed handles and never touch the registry.
 
 mod agent;
+mod cpu;
 mod runtime;
 
 pub use agent::{AgentMetrics, NodeLabels};
+pub use cpu::CpuMetrics;
 pub use runtime::{KubeletMetrics, RuntimeMetrics};
 
 use prometheus_client::registry::Registry;
@@ -24,6 +26,7 @@ pub struct Metrics {
     pub agent: AgentMetrics,
     pub runtime: RuntimeMetrics,
     pub kubelet: KubeletMetrics,
+    pub cpu: CpuMetrics,
 }
 
 impl Metrics {
@@ -32,11 +35,13 @@ impl Metrics {
         let agent = AgentMetrics::register(&mut registry);
         let runtime = RuntimeMetrics::register(&mut registry);
         let kubelet = KubeletMetrics::register(&mut registry);
+        let cpu = CpuMetrics::register(&mut registry);
         Self {
             registry,
             agent,
             runtime,
             kubelet,
+            cpu,
         }
     }
 

@@ -1,0 +1,257 @@
+//! CPU metrics. The per-container series are emitted at scrape time from the
+//! probe's latest [`CpuSnapshot`] by a custom collector, so a container's
+//! series vanish with its cgroup: there is no registry of stale series.
+//! Kubernetes containers are labelled `namespace,pod,container`; others `id`
+//! (and `name` when the runtime has one).
+
+use crate::config::RuntimeKind;
+use crate::probe::cpu::snapshot::{ContainerSample, CpuSnapshot};
+use crate::probe::cpu::{CgroupFile, CpuError};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabel, EncodeLabelSet,
+    LabelSetEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FileLabels {
+    file: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefreshLabels {
+    runtime: &'static str,
+    result: &'static str,
+}
+
+type Latest = Arc<RwLock<Arc<CpuSnapshot>>>;
+
+#[derive(Clone)]
+pub struct CpuMetrics {
+    latest: Latest,
+    parse_errors: Family<FileLabels, Counter>,
+    read_errors: Family<FileLabels, Counter>,
+    refreshes: Family<RefreshLabels, Counter>,
+}
+
+impl CpuMetrics {
+    pub(super) fn register(r: &mut Registry) -> Self {
+        let m = Self {
+            latest: Arc::default(),
+            parse_errors: Family::default(),
+            read_errors: Family::default(),
+            refreshes: Family::default(),
+        };
+        r.register(
+            "cpu_parse_errors",
+            "cgroup and pressure files whose content was rejected, by file name",
+            m.parse_errors.clone(),
+        );
+        r.register(
+            "cpu_read_errors",
+            "cgroup and pressure files that could not be read (other than vanished cgroups), by file name",
+            m.read_errors.clone(),
+        );
+        r.register(
+            "cpu_identity_refreshes",
+            "Container lists fetched from a runtime to name container cgroups, by result",
+            m.refreshes.clone(),
+        );
+        for f in CgroupFile::ALL {
+            let l = FileLabels { file: f.as_str() };
+            let _ = m.parse_errors.get_or_create(&l);
+            let _ = m.read_errors.get_or_create(&l);
+        }
+        r.register_collector(Box::new(SnapshotCollector {
+            latest: Arc::clone(&m.latest),
+        }));
+        m
+    }
+
+    /// Makes `snapshot` what the next scrape shows.
+    pub fn publish(&self, snapshot: Arc<CpuSnapshot>) {
+        *self.latest.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+    }
+
+    /// Removes every per-container series (the probe was turned off).
+    pub fn clear(&self) {
+        self.publish(Arc::default());
+    }
+
+    pub fn count_error(&self, e: &CpuError) {
+        let (family, file) = match e {
+            CpuError::Read { file, .. } => (&self.read_errors, file),
+            CpuError::Parse { file, .. } => (&self.parse_errors, file),
+        };
+        family
+            .get_or_create(&FileLabels {
+                file: file.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn init_runtime(&self, runtime: RuntimeKind) {
+        for result in ["ok", "error"] {
+            let _ = self.refreshes.get_or_create(&RefreshLabels {
+                runtime: runtime.as_str(),
+                result,
+            });
+        }
+    }
+
+    pub fn count_refresh(&self, runtime: RuntimeKind, ok: bool) {
+        self.refreshes
+            .get_or_create(&RefreshLabels {
+                runtime: runtime.as_str(),
+                result: if ok { "ok" } else { "error" },
+            })
+            .inc();
+    }
+}
+
+/// `namespace,pod,container` for Kubernetes containers, else `id[,name]`.
+struct ContainerLabels<'a>(&'a ContainerSample);
+
+impl EncodeLabelSet for ContainerLabels<'_> {
+    fn encode(&self, enc: &mut LabelSetEncoder) -> fmt::Result {
+        let identity = &self.0.identity;
+        match &identity.kubernetes {
+            Some(k) => {
+                ("namespace", k.namespace.as_str()).encode(enc.encode_label())?;
+                ("pod", k.pod.as_str()).encode(enc.encode_label())?;
+                ("container", k.container.as_str()).encode(enc.encode_label())
+            }
+            None => {
+                ("id", self.0.reading.id.as_str()).encode(enc.encode_label())?;
+                match &identity.name {
+                    Some(name) => ("name", name.as_str()).encode(enc.encode_label()),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+type Kind = [(&'static str, &'static str); 1];
+const SOME: Kind = [("kind", "some")];
+const FULL: Kind = [("kind", "full")];
+
+#[derive(Debug)]
+struct SnapshotCollector {
+    latest: Latest,
+}
+
+fn counters<S: EncodeLabelSet, V: EncodeCounterValue>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl Iterator<Item = (S, V)>,
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in samples {
+        m.encode_family(&labels)?
+            .encode_counter::<NoLabelSet, V, f64>(&v, None)?;
+    }
+    Ok(())
+}
+
+fn gauges<S: EncodeLabelSet, V: EncodeGaugeValue>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl Iterator<Item = (S, V)>,
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in samples {
+        m.encode_family(&labels)?.encode_gauge(&v)?;
+    }
+    Ok(())
+}
+
+fn seconds_ns(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+fn seconds_us(us: u64) -> f64 {
+    us as f64 / 1e6
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        // Hold the lock only to clone the Arc; encoding never blocks a scan.
+        let snap = Arc::clone(&self.latest.read().unwrap_or_else(|e| e.into_inner()));
+        let all = || snap.containers.iter().map(ContainerLabels);
+        let throttling = || {
+            all().filter_map(|l| l.0.reading.throttling.map(|t| (l, t)))
+        };
+        enc.encode_descriptor(
+            "cpu_containers",
+            "Container cgroups found by the last CPU scan",
+            None,
+            MetricType::Gauge,
+        )?
+        .encode_gauge(&(snap.containers.len() as u64))?;
+        counters(
+            &mut enc,
+            "container_cpu_periods",
+            "CFS enforcement periods in which the container was runnable (cpu.stat nr_periods)",
+            throttling().map(|(l, t)| (l, t.periods)),
+        )?;
+        counters(
+            &mut enc,
+            "container_cpu_throttled_periods",
+            "CFS periods in which the container hit its quota and was throttled (cpu.stat nr_throttled)",
+            throttling().map(|(l, t)| (l, t.throttled_periods)),
+        )?;
+        counters(
+            &mut enc,
+            "container_cpu_throttled_seconds",
+            "Total time the container's threads were throttled (cpu.stat throttled_time / throttled_usec)",
+            throttling().map(|(l, t)| (l, seconds_ns(t.throttled_ns))),
+        )?;
+        counters(
+            &mut enc,
+            "container_cpu_usage_seconds",
+            "CPU time consumed by the container (cpuacct.usage on v1, cpu.stat usage_usec on v2)",
+            all().filter_map(|l| l.0.reading.usage_ns.map(|u| (l, seconds_ns(u)))),
+        )?;
+        gauges(
+            &mut enc,
+            "container_cpu_limit_cores",
+            "CFS quota in cores (quota / period); absent when the container has no CPU limit",
+            all().filter_map(|l| l.0.reading.limit.and_then(|x| x.cores()).map(|c| (l, c))),
+        )?;
+        gauges(
+            &mut enc,
+            "container_cpu_throttled_ratio",
+            "Throttled periods / periods over the last scan interval (0 to 1)",
+            all().filter_map(|l| l.0.throttled_ratio.map(|r| (l, r))),
+        )?;
+        counters(
+            &mut enc,
+            "container_cpu_pressure_seconds",
+            "Time some (or all) of the container's tasks were stalled waiting for CPU (cgroup v2 cpu.pressure)",
+            all().filter_map(|l| l.0.reading.pressure.map(|p| (l, p))).flat_map(|(l, p)| {
+                let some = Some(((ContainerLabels(l.0), SOME), seconds_us(p.some_us)));
+                let full = p.full_us.map(|f| ((ContainerLabels(l.0), FULL), seconds_us(f)));
+                some.into_iter().chain(full)
+            }),
+        )?;
+        let node = snap.node_pressure;
+        counters(
+            &mut enc,
+            "node_cpu_pressure_seconds",
+            "Time some (or all) runnable tasks of the node were stalled waiting for CPU (/proc/pressure/cpu)",
+            node.into_iter().flat_map(|p| {
+                let some = Some((SOME, seconds_us(p.some_us)));
+                some.into_iter().chain(p.full_us.map(|f| (FULL, seconds_us(f))))
+            }),
+        )
+    }
+}
