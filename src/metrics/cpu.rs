@@ -187,9 +187,7 @@ impl Collector for SnapshotCollector {
         // Hold the lock only to clone the Arc; encoding never blocks a scan.
         let snap = Arc::clone(&self.latest.read().unwrap_or_else(|e| e.into_inner()));
         let all = || snap.containers.iter().map(ContainerLabels);
-        let throttling = || {
-            all().filter_map(|l| l.0.reading.throttling.map(|t| (l, t)))
-        };
+        let throttling = || all().filter_map(|l| l.0.reading.throttling.map(|t| (l, t)));
         enc.encode_descriptor(
             "cpu_containers",
             "Container cgroups found by the last CPU scan",

@@ -20,9 +20,7 @@ const SCOPE_PREFIXES: &[&str] = &["docker-", "cri-containerd-", "crio-", "libpod
 /// The container id a cgroup directory name stands for, if any.
 pub fn container_id(leaf: &str) -> Option<&str> {
     let id = match leaf.strip_suffix(".scope") {
-        Some(scope) => SCOPE_PREFIXES
-            .iter()
-            .find_map(|p| scope.strip_prefix(p))?,
+        Some(scope) => SCOPE_PREFIXES.iter().find_map(|p| scope.strip_prefix(p))?,
         None => leaf,
     };
     let is_id = id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));

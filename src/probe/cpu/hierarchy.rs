@@ -13,7 +13,10 @@ pub enum Layout {
     V2 { root: PathBuf },
     /// v1: `cpu.stat` and the CFS quota in `cpu`, `cpuacct.usage` in `cpuacct`
     /// (the same directory when the controllers are co-mounted).
-    V1 { cpu: PathBuf, cpuacct: Option<PathBuf> },
+    V1 {
+        cpu: PathBuf,
+        cpuacct: Option<PathBuf>,
+    },
 }
 
 impl Layout {
@@ -86,7 +89,11 @@ mod tests {
     #[test]
     fn unified_with_cpu_controller() {
         let d = tempfile::tempdir().unwrap();
-        touch(d.path(), "cgroup.controllers", "cpuset cpu io memory pids\n");
+        touch(
+            d.path(),
+            "cgroup.controllers",
+            "cpuset cpu io memory pids\n",
+        );
         assert_eq!(
             detect(d.path()).unwrap(),
             Layout::V2 {

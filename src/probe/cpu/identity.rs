@@ -49,7 +49,11 @@ impl Identity {
         name: Option<&str>,
         created: i64,
     ) -> Identity {
-        let kubernetes = match (label(NAMESPACE_LABEL), label(POD_LABEL), label(CONTAINER_LABEL)) {
+        let kubernetes = match (
+            label(NAMESPACE_LABEL),
+            label(POD_LABEL),
+            label(CONTAINER_LABEL),
+        ) {
             (Some(ns), Some(pod), Some(c)) => Some(KubeRef {
                 namespace: ns.to_owned(),
                 pod: pod.to_owned(),

@@ -130,9 +130,8 @@ impl CpuProbe {
             history,
             ..
         } = state;
-        let snapshot = history.snapshot(scan.containers, scan.node_pressure, |id| {
-            identities.get(id)
-        });
+        let snapshot =
+            history.snapshot(scan.containers, scan.node_pressure, |id| identities.get(id));
         let mut section = snapshot.status(STATUS_TOP);
         section["cgroup_version"] = version.into();
         section["hierarchy"] = hierarchy.into();
@@ -173,7 +172,10 @@ impl Probe for CpuProbe {
         Box::pin(async move {
             // Runs never overlap: ratios are per interval, from one history.
             let Ok(mut state) = self.state.try_lock() else {
-                return Err(ProbeError::new(Outcome::Error, "previous scan still running"));
+                return Err(ProbeError::new(
+                    Outcome::Error,
+                    "previous scan still running",
+                ));
             };
             self.round(&mut state).await
         })

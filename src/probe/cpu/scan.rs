@@ -100,15 +100,19 @@ impl Scanner {
     /// Reads one container; `None` when its cgroup vanished mid-scan.
     fn read_container(&mut self, found: Found) -> Option<Reading> {
         let version = self.layout.version();
-        let stat = match self.read_at(CgroupFile::CpuStat, &found.rel, |t| parse_cpu_stat(t, version)) {
+        let stat = match self.read_at(CgroupFile::CpuStat, &found.rel, |t| {
+            parse_cpu_stat(t, version)
+        }) {
             Got::Absent => return None,
             got => got.ok(),
         };
         let (usage_ns, limit, pressure) = match version {
             CgroupVersion::V2 => (
                 stat.and_then(|s| s.usage_ns),
-                self.read_at(CgroupFile::CpuMax, &found.rel, parse_cpu_max).ok(),
-                self.read_at(CgroupFile::CpuPressure, &found.rel, parse_pressure).ok(),
+                self.read_at(CgroupFile::CpuMax, &found.rel, parse_cpu_max)
+                    .ok(),
+                self.read_at(CgroupFile::CpuPressure, &found.rel, parse_pressure)
+                    .ok(),
             ),
             CgroupVersion::V1 => (
                 self.read_cpuacct_usage(&found.rel),
@@ -140,8 +144,12 @@ impl Scanner {
     }
 
     fn read_v1_limit(&mut self, rel: &str) -> Option<Limit> {
-        let quota = self.read_at(CgroupFile::CfsQuota, rel, parse_cfs_quota).ok()?;
-        let period_us = self.read_at(CgroupFile::CfsPeriod, rel, parse_cfs_period).ok()?;
+        let quota = self
+            .read_at(CgroupFile::CfsQuota, rel, parse_cfs_quota)
+            .ok()?;
+        let period_us = self
+            .read_at(CgroupFile::CfsPeriod, rel, parse_cfs_period)
+            .ok()?;
         Some(Limit {
             quota_us: quota,
             period_us,

@@ -105,7 +105,11 @@ impl CpuSnapshot {
             .iter()
             .filter(|c| c.throttled_ratio.is_some_and(|r| r > 0.0))
             .collect();
-        ranked.sort_by(|a, b| b.throttled_ratio.partial_cmp(&a.throttled_ratio).unwrap_or(std::cmp::Ordering::Equal));
+        ranked.sort_by(|a, b| {
+            b.throttled_ratio
+                .partial_cmp(&a.throttled_ratio)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         let top: Vec<serde_json::Value> = ranked
             .iter()
             .take(n)

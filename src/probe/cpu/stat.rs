@@ -178,14 +178,24 @@ mod tests {
             parse_cpu_stat("", CgroupVersion::V1),
             Err(ParseError::Missing("nr_periods"))
         );
-        let bad = parse_cpu_stat("nr_periods x\nnr_throttled 1\nthrottled_time 5\n", CgroupVersion::V1);
+        let bad = parse_cpu_stat(
+            "nr_periods x\nnr_throttled 1\nthrottled_time 5\n",
+            CgroupVersion::V1,
+        );
         assert!(matches!(bad, Err(ParseError::BadValue { .. })), "{bad:?}");
-        let neg = parse_cpu_stat("nr_periods -1\nnr_throttled 1\nthrottled_time 5\n", CgroupVersion::V1);
+        let neg = parse_cpu_stat(
+            "nr_periods -1\nnr_throttled 1\nthrottled_time 5\n",
+            CgroupVersion::V1,
+        );
         assert!(neg.is_err());
         let torn = parse_cpu_stat("nr_periods 1 2\n", CgroupVersion::V1);
         assert!(matches!(torn, Err(ParseError::Malformed(_))), "{torn:?}");
         assert!(parse_cpu_stat("nr_periods 1\n", CgroupVersion::V2).is_err());
-        assert!(parse_cpu_stat("nr_periods 1\nnr_throttled 0\nthrottled_usec 0\n", CgroupVersion::V2).is_err());
+        assert!(parse_cpu_stat(
+            "nr_periods 1\nnr_throttled 0\nthrottled_usec 0\n",
+            CgroupVersion::V2
+        )
+        .is_err());
     }
 
     #[test]
