@@ -181,3 +181,165 @@ impl Probe for CpuProbe {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RuntimeKind;
+    use crate::metrics::Metrics;
+    use crate::probe::cpu::identity::{DirectoryFuture, Identity};
+    use std::path::Path;
+
+    const CONTAINERD_ID: &str = "6b1f0c1e2d3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c";
+    const CRIO_ID: &str = "a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8";
+    const DOCKER_ID: &str = "0d5e3c1f7a9b2e4d6c8a0f1e3d5c7b9a2e4f6d8c0b1a3f5e7d9c2b4a6f8e0d1c";
+    const V1_POD_ID: &str = "3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d";
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/cpu")
+            .join(name)
+    }
+
+    /// Stands in for a CRI runtime's ListContainers: containerd and CRI-O with
+    /// the systemd cgroup driver and cgroup v2 cannot run on this machine.
+    struct FakeCri(Vec<(String, Identity)>);
+
+    impl ContainerDirectory for FakeCri {
+        fn runtime(&self) -> RuntimeKind {
+            RuntimeKind::Containerd
+        }
+        fn list(&self) -> DirectoryFuture {
+            let list = self.0.clone();
+            Box::pin(async move { Ok(list) })
+        }
+    }
+
+    fn pod(id: &str, ns: &str, pod: &str, container: &str) -> (String, Identity) {
+        let labels = [
+            (super::super::identity::NAMESPACE_LABEL, ns),
+            (super::super::identity::POD_LABEL, pod),
+            (super::super::identity::CONTAINER_LABEL, container),
+        ];
+        let identity = Identity::from_labels(
+            |k| labels.iter().find(|(l, _)| *l == k).map(|(_, v)| *v),
+            None,
+            1,
+        );
+        (id.to_owned(), identity)
+    }
+
+    fn probe(root: &str, known: Vec<(String, Identity)>) -> (CpuProbe, Metrics, Arc<StatusBoard>) {
+        let metrics = Metrics::new();
+        let status = Arc::new(StatusBoard::default());
+        let p = CpuProbe::new(
+            CpuProbeConfig {
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(1),
+                cgroup_root: fixture(root),
+                proc_root: fixture(root).join("proc"),
+            },
+            vec![Arc::new(FakeCri(known))],
+            metrics.cpu.clone(),
+            Arc::clone(&status),
+        );
+        (p, metrics, status)
+    }
+
+    fn has_line(text: &str, line: &str) -> bool {
+        text.lines().any(|l| l == line)
+    }
+
+    #[tokio::test]
+    async fn v2_systemd_and_crio_layouts_from_fixtures() {
+        let (p, metrics, status) = probe(
+            "v2-systemd",
+            vec![
+                pod(CONTAINERD_ID, "shop", "checkout-7d9f8", "api"),
+                pod(CRIO_ID, "kube-system", "coredns-5d78c", "coredns"),
+            ],
+        );
+        p.run().await.unwrap();
+        let text = metrics.encode();
+        let api = r#"{namespace="shop",pod="checkout-7d9f8",container="api"}"#;
+        for line in [
+            format!("nodevitals_container_cpu_periods_total{api} 1204"),
+            format!("nodevitals_container_cpu_throttled_periods_total{api} 1180"),
+            format!("nodevitals_container_cpu_throttled_seconds_total{api} 106.293785"),
+            format!("nodevitals_container_cpu_usage_seconds_total{api} 8.419503"),
+            format!("nodevitals_container_cpu_limit_cores{api} 0.2"),
+            r#"nodevitals_container_cpu_pressure_seconds_total{namespace="shop",pod="checkout-7d9f8",container="api",kind="full"} 97.650121"#.to_owned(),
+            r#"nodevitals_container_cpu_periods_total{namespace="kube-system",pod="coredns-5d78c",container="coredns"} 0"#.to_owned(),
+            format!(r#"nodevitals_container_cpu_limit_cores{{id="{DOCKER_ID}"}} 1.5"#),
+            r#"nodevitals_node_cpu_pressure_seconds_total{kind="some"} 73.120394"#.to_owned(),
+            r#"nodevitals_cpu_parse_errors_total{file="cpu.stat"} 1"#.to_owned(),
+            "nodevitals_cpu_containers 4".to_owned(),
+        ] {
+            assert!(has_line(&text, &line), "missing {line}\n{text}");
+        }
+        // CRI-O's conmon scope is not a container; an unlimited container has
+        // no limit series; the torn cpu.stat gives no zeros.
+        assert!(!text.contains("conmon"), "{text}");
+        assert!(!text.contains(r#"nodevitals_container_cpu_limit_cores{namespace="kube-system""#));
+        assert!(!text.contains("f00dfeed"), "{text}");
+        assert!(
+            !text.contains("throttled_ratio{"),
+            "no ratio before a second scan"
+        );
+
+        p.run().await.unwrap();
+        let text = metrics.encode();
+        assert!(
+            has_line(
+                &text,
+                &format!("nodevitals_container_cpu_throttled_ratio{api} 0.0")
+            ),
+            "unchanged counters: nothing throttled in the interval\n{text}"
+        );
+        let s = status.to_json();
+        assert_eq!(s["cpu"]["cgroup_version"], "v2");
+        assert!(
+            s["cpu"]["file_errors"][0]
+                .as_str()
+                .unwrap()
+                .contains("f00dfeed"),
+            "{s}"
+        );
+    }
+
+    #[tokio::test]
+    async fn v1_cgroupfs_layout_from_fixtures() {
+        let (p, metrics, _) = probe(
+            "v1-cgroupfs",
+            vec![pod(V1_POD_ID, "shop", "web-0", "nginx")],
+        );
+        p.run().await.unwrap();
+        let text = metrics.encode();
+        let web = r#"{namespace="shop",pod="web-0",container="nginx"}"#;
+        for line in [
+            format!("nodevitals_container_cpu_periods_total{web} 5231"),
+            format!("nodevitals_container_cpu_throttled_periods_total{web} 812"),
+            format!("nodevitals_container_cpu_throttled_seconds_total{web} 40.213985513"),
+            format!("nodevitals_container_cpu_usage_seconds_total{web} 301.23456789"),
+            format!("nodevitals_container_cpu_limit_cores{web} 0.5"),
+            format!(r#"nodevitals_container_cpu_usage_seconds_total{{id="{DOCKER_ID}"}} 1.5"#),
+        ] {
+            assert!(has_line(&text, &line), "missing {line}\n{text}");
+        }
+        assert!(
+            !text.contains("container_cpu_pressure_seconds_total{"),
+            "v1 has no per-cgroup PSI"
+        );
+        assert!(!text.contains(&format!(
+            r#"nodevitals_container_cpu_limit_cores{{id="{DOCKER_ID}"}}"#
+        )));
+    }
+
+    #[tokio::test]
+    async fn no_cpu_controller_is_misconfigured() {
+        let (p, _, _) = probe("nonexistent", Vec::new());
+        let e = p.run().await.unwrap_err();
+        assert_eq!(e.outcome, Outcome::Misconfigured);
+        assert!(e.message.contains("nonexistent"), "{e}");
+    }
+}
