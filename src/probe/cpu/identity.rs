@@ -200,3 +200,128 @@ impl IdentityCache {
         refreshes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    type Answer = Arc<Mutex<Result<Vec<(String, Identity)>, String>>>;
+
+    /// Stands in for a runtime's container list, to count how often the cache
+    /// asks; the real Docker directory is exercised in tests/cpu_throttling.rs.
+    struct Counting {
+        calls: Arc<AtomicUsize>,
+        answer: Answer,
+    }
+
+    impl ContainerDirectory for Counting {
+        fn runtime(&self) -> RuntimeKind {
+            RuntimeKind::Docker
+        }
+        fn list(&self) -> DirectoryFuture {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let answer = self.answer.lock().unwrap().clone();
+            Box::pin(async move {
+                answer.map_err(|message| DirectoryError {
+                    runtime: RuntimeKind::Docker,
+                    message,
+                })
+            })
+        }
+    }
+
+    fn named(id: &str, name: &str) -> (String, Identity) {
+        (
+            id.to_owned(),
+            Identity::from_labels(|_| None, Some(&format!("/{name}")), 0),
+        )
+    }
+
+    fn setup() -> (IdentityCache, Arc<AtomicUsize>, Answer) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let answer = Arc::new(Mutex::new(Ok(vec![named("a", "alpha")])));
+        let dir = Counting {
+            calls: Arc::clone(&calls),
+            answer: Arc::clone(&answer),
+        };
+        let cache = IdentityCache::new(vec![Arc::new(dir)], Duration::from_secs(1));
+        (cache, calls, answer)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn asks_on_a_miss_only_and_retries_unknown_ids_slowly() {
+        let (mut cache, calls, _) = setup();
+        let ids: HashSet<&str> = ["a"].into();
+        cache.resolve(&ids).await;
+        assert_eq!(cache.get("a").name.as_deref(), Some("alpha"));
+        cache.resolve(&ids).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "a hit asks nobody");
+
+        let with_stranger: HashSet<&str> = ["a", "x"].into();
+        cache.resolve(&with_stranger).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "a miss asks");
+        assert_eq!(*cache.get("x"), Identity::default());
+        tokio::time::advance(UNKNOWN_RETRY / 2).await;
+        cache.resolve(&with_stranger).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "a known stranger waits");
+        tokio::time::advance(UNKNOWN_RETRY).await;
+        cache.resolve(&with_stranger).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "then is asked about again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_runtime_keeps_what_it_said_and_gone_ids_are_forgotten() {
+        let (mut cache, _, answer) = setup();
+        cache.resolve(&["a"].into()).await;
+        *answer.lock().unwrap() = Err("connection refused".into());
+        let refreshes = cache.resolve(&["a", "b"].into()).await;
+        assert!(refreshes[0].result.is_err());
+        assert_eq!(cache.get("a").name.as_deref(), Some("alpha"));
+        cache.resolve(&["b"].into()).await;
+        assert_eq!(
+            *cache.get("a"),
+            Identity::default(),
+            "untracked ids are dropped"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_runtime_is_cut_off_at_the_deadline() {
+        struct Hung;
+        impl ContainerDirectory for Hung {
+            fn runtime(&self) -> RuntimeKind {
+                RuntimeKind::Crio
+            }
+            fn list(&self) -> DirectoryFuture {
+                Box::pin(std::future::pending())
+            }
+        }
+        let mut cache = IdentityCache::new(vec![Arc::new(Hung)], Duration::from_secs(2));
+        let started = Instant::now();
+        let r = cache.resolve(&["a"].into()).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        assert!(r[0]
+            .result
+            .as_ref()
+            .unwrap_err()
+            .message
+            .contains("no answer"));
+    }
+
+    #[test]
+    fn kubernetes_identity_needs_all_three_labels() {
+        let all = [
+            (NAMESPACE_LABEL, "ns"),
+            (POD_LABEL, "p"),
+            (CONTAINER_LABEL, "c"),
+        ];
+        let lookup =
+            |n: usize| move |k: &str| all[..n].iter().find(|(l, _)| *l == k).map(|(_, v)| *v);
+        let id = Identity::from_labels(lookup(3), Some("/k8s_c_p"), 3);
+        assert_eq!(id.kubernetes.unwrap().pod, "p");
+        assert_eq!(id.name.as_deref(), Some("k8s_c_p"));
+        assert_eq!(Identity::from_labels(lookup(2), None, 0).kubernetes, None);
+    }
+}

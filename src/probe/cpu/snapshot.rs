@@ -142,3 +142,93 @@ impl CpuSnapshot {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::cpu::identity::KubeRef;
+    use crate::probe::cpu::Throttling;
+
+    fn reading(rel: &str, periods: u64, throttled: u64) -> Reading {
+        Reading {
+            id: rel.to_owned(),
+            rel: rel.to_owned(),
+            throttling: Some(Throttling {
+                periods,
+                throttled_periods: throttled,
+                ..Default::default()
+            }),
+            usage_ns: None,
+            limit: None,
+            pressure: None,
+        }
+    }
+
+    fn anonymous(_: &str) -> Arc<Identity> {
+        Arc::new(Identity::default())
+    }
+
+    #[test]
+    fn ratio_is_per_interval() {
+        let mut h = History::default();
+        let s = h.snapshot(vec![reading("a", 100, 90)], None, anonymous);
+        assert_eq!(s.containers[0].throttled_ratio, None, "first sight");
+        // 50 more periods, 10 more throttled: 0.2, not the lifetime 100/150.
+        let s = h.snapshot(vec![reading("a", 150, 100)], None, anonymous);
+        assert_eq!(s.containers[0].throttled_ratio, Some(0.2));
+        let s = h.snapshot(vec![reading("a", 150, 100)], None, anonymous);
+        assert_eq!(s.containers[0].throttled_ratio, Some(0.0), "idle");
+        // Counters went backwards: a new cgroup at the same path.
+        let s = h.snapshot(vec![reading("a", 3, 1)], None, anonymous);
+        assert_eq!(s.containers[0].throttled_ratio, None);
+        // Gone, then back: no stale baseline.
+        h.snapshot(Vec::new(), None, anonymous);
+        let s = h.snapshot(vec![reading("a", 10, 1)], None, anonymous);
+        assert_eq!(s.containers[0].throttled_ratio, None);
+    }
+
+    #[test]
+    fn same_kubernetes_name_reports_the_newer_container() {
+        let who = |id: &str| {
+            Arc::new(Identity {
+                kubernetes: Some(KubeRef {
+                    namespace: "ns".into(),
+                    pod: "p".into(),
+                    container: "c".into(),
+                }),
+                name: None,
+                created: if id == "new" { 20 } else { 10 },
+            })
+        };
+        let mut h = History::default();
+        for order in [["old", "new"], ["new", "old"]] {
+            let readings = order.iter().map(|r| reading(r, 1, 0)).collect();
+            let s = h.snapshot(readings, None, who);
+            assert_eq!(s.containers.len(), 1);
+            assert_eq!(s.containers[0].reading.id, "new");
+        }
+    }
+
+    #[test]
+    fn status_ranks_the_most_throttled_first() {
+        let mut h = History::default();
+        h.snapshot(
+            vec![reading("a", 0, 0), reading("b", 0, 0), reading("c", 0, 0)],
+            None,
+            anonymous,
+        );
+        let s = h.snapshot(
+            vec![
+                reading("a", 10, 2),
+                reading("b", 10, 9),
+                reading("c", 10, 0),
+            ],
+            None,
+            anonymous,
+        );
+        let j = s.status(1);
+        assert_eq!(j["throttled"], 2);
+        assert_eq!(j["top_throttled"].as_array().unwrap().len(), 1);
+        assert_eq!(j["top_throttled"][0]["id"], "b");
+    }
+}
