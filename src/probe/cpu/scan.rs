@@ -10,7 +10,10 @@ use super::limit::{parse_cfs_period, parse_cfs_quota, parse_cpu_max, Limit};
 use super::pressure::{parse_pressure, Pressure};
 use super::stat::{parse_cpu_stat, parse_cpuacct_usage, CgroupVersion, Throttling};
 use super::{CgroupFile, CpuError, ParseError};
+use std::ffi::CStr;
 use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// What one container cgroup said in one scan. `None` fields were absent or
@@ -54,7 +57,8 @@ impl<T> Got<T> {
 
 pub struct Scanner {
     layout: Layout,
-    node_pressure: PathBuf,
+    /// `<proc>/pressure`, the directory of the node's `cpu` pressure file.
+    proc_pressure: PathBuf,
     buf: Vec<u8>,
     path: PathBuf,
     errors: Vec<CpuError>,
@@ -66,7 +70,7 @@ impl Scanner {
     pub fn new(cgroup_root: &Path, proc_root: &Path) -> Result<Scanner, String> {
         Ok(Scanner {
             layout: detect(cgroup_root)?,
-            node_pressure: proc_root.join("pressure").join("cpu"),
+            proc_pressure: proc_root.join("pressure"),
             buf: Vec::with_capacity(1024),
             path: PathBuf::new(),
             errors: Vec::new(),
@@ -85,11 +89,7 @@ impl Scanner {
                 containers.push(r);
             }
         }
-        let node_pressure = {
-            self.path.clone_from(&self.node_pressure);
-            self.read_parsed(CgroupFile::NodePressure, parse_pressure)
-                .ok()
-        };
+        let node_pressure = self.read_node_pressure();
         Scan {
             containers,
             node_pressure,
@@ -97,28 +97,44 @@ impl Scanner {
         }
     }
 
+    /// `/proc/pressure/cpu`; absent on kernels without PSI.
+    fn read_node_pressure(&mut self) -> Option<Pressure> {
+        self.path.clone_from(&self.proc_pressure);
+        let dir = match open_path(&self.path) {
+            Ok(fd) => fd,
+            Err(e) if gone(&e) => return None,
+            Err(source) => {
+                self.errors.push(CpuError::Read {
+                    path: self.path.clone(),
+                    file: CgroupFile::NodePressure,
+                    source,
+                });
+                return None;
+            }
+        };
+        self.read_in(&dir, CgroupFile::NodePressure, parse_pressure)
+            .ok()
+    }
+
     /// Reads one container; `None` when its cgroup vanished mid-scan.
     fn read_container(&mut self, found: Found) -> Option<Reading> {
         let version = self.layout.version();
-        let stat = match self.read_at(CgroupFile::CpuStat, &found.rel, |t| {
-            parse_cpu_stat(t, version)
-        }) {
+        let dir = self.open_dir(DirOf::Walked, &found.rel)?;
+        let stat = match self.read_in(&dir, CgroupFile::CpuStat, |t| parse_cpu_stat(t, version)) {
             Got::Absent => return None,
             got => got.ok(),
         };
         let (usage_ns, limit, pressure) = match version {
             CgroupVersion::V2 => (
                 stat.and_then(|s| s.usage_ns),
-                self.read_at(CgroupFile::CpuMax, &found.rel, parse_cpu_max)
-                    .ok(),
-                self.read_at(CgroupFile::CpuPressure, &found.rel, parse_pressure)
+                self.read_in(&dir, CgroupFile::CpuMax, parse_cpu_max).ok(),
+                self.read_in(&dir, CgroupFile::CpuPressure, parse_pressure)
                     .ok(),
             ),
-            CgroupVersion::V1 => (
-                self.read_cpuacct_usage(&found.rel),
-                self.read_v1_limit(&found.rel),
-                None,
-            ),
+            CgroupVersion::V1 => {
+                let limit = self.read_v1_limit(&dir);
+                (self.read_cpuacct_usage(dir, &found.rel), limit, None)
+            }
         };
         Some(Reading {
             id: found.id,
@@ -130,25 +146,32 @@ impl Scanner {
         })
     }
 
-    fn read_cpuacct_usage(&mut self, rel: &str) -> Option<u64> {
+    /// `cpuacct.usage`, from the cpu directory when the controllers are
+    /// co-mounted, else from the same path in the cpuacct hierarchy.
+    fn read_cpuacct_usage(&mut self, cpu_dir: OwnedFd, rel: &str) -> Option<u64> {
         let Layout::V1 {
-            cpuacct: Some(root),
-            ..
+            cpu,
+            cpuacct: Some(cpuacct),
         } = &self.layout
         else {
             return None;
         };
-        set_path(&mut self.path, root, rel, CgroupFile::CpuacctUsage);
-        self.read_parsed(CgroupFile::CpuacctUsage, parse_cpuacct_usage)
+        let dir = if cpu == cpuacct {
+            cpu_dir
+        } else {
+            drop(cpu_dir);
+            self.open_dir(DirOf::Cpuacct, rel)?
+        };
+        self.read_in(&dir, CgroupFile::CpuacctUsage, parse_cpuacct_usage)
             .ok()
     }
 
-    fn read_v1_limit(&mut self, rel: &str) -> Option<Limit> {
+    fn read_v1_limit(&mut self, dir: &OwnedFd) -> Option<Limit> {
         let quota = self
-            .read_at(CgroupFile::CfsQuota, rel, parse_cfs_quota)
+            .read_in(dir, CgroupFile::CfsQuota, parse_cfs_quota)
             .ok()?;
         let period_us = self
-            .read_at(CgroupFile::CfsPeriod, rel, parse_cfs_period)
+            .read_in(dir, CgroupFile::CfsPeriod, parse_cfs_period)
             .ok()?;
         Some(Limit {
             quota_us: quota,
@@ -156,45 +179,64 @@ impl Scanner {
         })
     }
 
-    /// Reads `file` of the container at `rel` in the walked hierarchy.
-    fn read_at<T>(
-        &mut self,
-        file: CgroupFile,
-        rel: &str,
-        parse: impl FnOnce(&str) -> Result<T, ParseError>,
-    ) -> Got<T> {
-        set_path(&mut self.path, self.layout.walk_root(), rel, file);
-        self.read_parsed(file, parse)
-    }
-
-    /// Reads and parses the file at `self.path`.
-    fn read_parsed<T>(
-        &mut self,
-        file: CgroupFile,
-        parse: impl FnOnce(&str) -> Result<T, ParseError>,
-    ) -> Got<T> {
-        self.buf.clear();
-        let read = std::fs::File::open(&self.path).and_then(|mut f| f.read_to_end(&mut self.buf));
-        if let Err(e) = read {
-            return if gone(&e) {
-                Got::Absent
-            } else {
+    /// Opens a cgroup directory (`O_PATH`) so its files are opened relative to
+    /// it: one path walk per container instead of one per file, the main cost
+    /// of a scan. Sets `self.path` to it for error messages. `None` when the
+    /// cgroup is gone (or unreadable, which is recorded).
+    fn open_dir(&mut self, of: DirOf, rel: &str) -> Option<OwnedFd> {
+        let root = match (&self.layout, of) {
+            (
+                Layout::V1 {
+                    cpuacct: Some(c), ..
+                },
+                DirOf::Cpuacct,
+            ) => c.as_path(),
+            (layout, _) => layout.walk_root(),
+        };
+        self.path.as_mut_os_string().clear();
+        self.path.push(root);
+        self.path.push(rel);
+        match open_path(&self.path) {
+            Ok(fd) => Some(fd),
+            Err(e) if gone(&e) => None,
+            Err(source) => {
                 self.errors.push(CpuError::Read {
                     path: self.path.clone(),
-                    file,
-                    source: e,
+                    file: CgroupFile::CpuStat,
+                    source,
                 });
-                Got::Failed
-            };
+                None
+            }
         }
-        let parsed = std::str::from_utf8(&self.buf)
+    }
+
+    /// Reads and parses `file` in `dir` (whose path is `self.path`).
+    fn read_in<T>(
+        &mut self,
+        dir: &OwnedFd,
+        file: CgroupFile,
+        parse: impl FnOnce(&str) -> Result<T, ParseError>,
+    ) -> Got<T> {
+        let len = match open_in(dir, file.c_name()).and_then(|f| read_all(f, &mut self.buf)) {
+            Ok(len) => len,
+            Err(e) if gone(&e) => return Got::Absent,
+            Err(source) => {
+                self.errors.push(CpuError::Read {
+                    path: self.path.join(file.file_name()),
+                    file,
+                    source,
+                });
+                return Got::Failed;
+            }
+        };
+        let parsed = std::str::from_utf8(&self.buf[..len])
             .map_err(|_| ParseError::NotUtf8)
             .and_then(parse);
         match parsed {
             Ok(v) => Got::Value(v),
             Err(source) => {
                 self.errors.push(CpuError::Parse {
-                    path: self.path.clone(),
+                    path: self.path.join(file.file_name()),
                     file,
                     source,
                 });
@@ -204,12 +246,70 @@ impl Scanner {
     }
 }
 
-fn set_path(path: &mut PathBuf, root: &Path, rel: &str, file: CgroupFile) {
-    path.as_mut_os_string().clear();
-    path.push(root);
-    path.push(rel);
-    path.push(file.as_str());
+/// Which hierarchy a container directory is opened in.
+#[derive(Clone, Copy)]
+enum DirOf {
+    Walked,
+    Cpuacct,
 }
+
+fn open_path(path: &Path) -> std::io::Result<OwnedFd> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(path)
+        .map(OwnedFd::from)
+}
+
+/// `openat(2)` relative to an open directory.
+fn open_in(dir: &OwnedFd, name: &CStr) -> std::io::Result<std::fs::File> {
+    // SAFETY: `name` is NUL-terminated and `dir` is an open descriptor for the
+    // duration of the call; a non-negative result is a new descriptor we own.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// Reads a whole small file into `buf` (grown as needed) and returns its
+/// length. Unlike `read_to_end` it makes no fstat/lseek calls, and a short read
+/// ends it: cgroup and proc files hand out their whole content in one read, and
+/// a scan opens thousands of them.
+fn read_all(mut f: std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    if buf.len() < 4096 {
+        buf.resize(4096, 0);
+    }
+    let mut len = 0;
+    loop {
+        let n = match f.read(&mut buf[len..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        len += n;
+        if len < buf.len() {
+            return Ok(len);
+        }
+        // Full buffer: there may be more. Cap what hostile input can cost.
+        if buf.len() >= MAX_FILE {
+            return Err(std::io::Error::other(format!(
+                "larger than {MAX_FILE} bytes"
+            )));
+        }
+        buf.resize(buf.len() * 2, 0);
+    }
+}
+
+/// No file the probe reads is anywhere near this; a bigger one is not ours.
+const MAX_FILE: usize = 64 * 1024;
 
 /// Errors that mean "not there": the cgroup was removed (ENOENT, ENODEV on a
 /// cgroup deleted while open) or the kernel lacks the file (EOPNOTSUPP when
