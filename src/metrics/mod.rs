@@ -21,6 +21,9 @@ pub(crate) fn latency_histogram() -> prometheus_client::metrics::histogram::Hist
     prometheus_client::metrics::histogram::Histogram::new(LATENCY_BUCKETS.iter().copied())
 }
 
+/// Every metric name starts with `nodevitals_`.
+pub(crate) const PREFIX: &str = "nodevitals";
+
 pub struct Metrics {
     registry: Registry,
     pub agent: AgentMetrics,
@@ -31,7 +34,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("nodevitals");
+        let mut registry = Registry::with_prefix(PREFIX);
         let agent = AgentMetrics::register(&mut registry);
         let runtime = RuntimeMetrics::register(&mut registry);
         let kubelet = KubeletMetrics::register(&mut registry);
@@ -45,10 +48,17 @@ impl Metrics {
         }
     }
 
-    /// The OpenMetrics text exposition of every metric.
+    /// The OpenMetrics text exposition of every metric. Per-container CPU
+    /// series are pre-rendered per snapshot and appended.
     pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(16 * 1024);
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
+        let cpu = self.cpu.rendered();
+        let mut out = String::with_capacity(16 * 1024 + cpu.len());
+        let encoded = encode_registry(&mut out, &self.registry).and_then(|()| {
+            out.push_str(&cpu);
+            encode_eof(&mut out)
+        });
+        if let Err(e) = encoded {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         out
