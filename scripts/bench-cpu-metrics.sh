@@ -4,13 +4,15 @@
 # The agent (release build) reads a generated cgroup v2 tree on tmpfs
 # (/dev/shm); no runtime is configured, so containers carry `id` labels
 # (64 characters, as long as typical namespace/pod/container labels).
-# Usage: scripts/bench-cpu-metrics.sh   (CONTAINERS=1000 DURATION=10s)
+# Usage: scripts/bench-cpu-metrics.sh   (CONTAINERS=1000 DURATION=10s CONNECTIONS=8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 1; }
 n=${CONTAINERS:-1000}
 duration=${DURATION:-10s}
+connections=${CONNECTIONS:-8}
+threads=$((connections < 2 ? connections : 2))
 
 cargo build --release --quiet
 work=$(mktemp -d /dev/shm/nv-bench-metrics-XXXXXX)
@@ -78,4 +80,4 @@ done
 scrape | grep -q "^nodevitals_cpu_containers $n\$" || { echo "the agent never tracked $n containers" >&2; exit 1; }
 echo "tracking $n containers; /metrics is $(scrape | wc -c) bytes, $(scrape | grep -c '^nodevitals_container_') container series"
 
-wrk -t2 -c8 -d"$duration" --latency "http://$addr/metrics"
+wrk -t"$threads" -c"$connections" -d"$duration" --latency "http://$addr/metrics"
