@@ -41,18 +41,11 @@ for ((i = 0; i < n; i++)); do
 done
 
 cat >"$work/config.toml" <<TOML
-[paths]
-cgroup = "$root"
-proc = "$work/proc"
-[remediation]
-enabled = false
-[kubelet]
-enabled = false
-[dns]
-enabled = false
-[cpu]
-interval = "1s"
-timeout = "1s"
+paths = { cgroup = "$root", proc = "$work/proc" }
+cpu = { interval = "1s", timeout = "1s" }
+remediation = { enabled = false }
+kubelet = { enabled = false }
+dns = { enabled = false }
 TOML
 
 env -u DOCKER_HOST target/release/nodevitals --config "$work/config.toml" --listen 127.0.0.1:0 \

@@ -18,24 +18,8 @@ const RATIO: &str = "nodevitals_container_cpu_throttled_ratio";
 
 fn config(runtime: &str) -> String {
     format!(
-        r#"
-{runtime}
-[paths]
-cgroup = "/sys/fs/cgroup"
-
-[remediation]
-enabled = false
-
-[kubelet]
-enabled = false
-
-[dns]
-enabled = false
-
-[cpu]
-interval = "1s"
-timeout = "1s"
-"#
+        "{runtime}\n[paths]\ncgroup = \"/sys/fs/cgroup\"\n\n{}\n[cpu]\ninterval = \"1s\"\ntimeout = \"1s\"\n",
+        support::OTHER_PROBES_OFF
     )
 }
 

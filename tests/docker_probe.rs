@@ -15,18 +15,11 @@ endpoint = "{endpoint}"
 interval = "1s"
 timeout = "1s"
 
-[remediation]
-enabled = false
-
-[kubelet]
-enabled = false
-
-[dns]
-enabled = false
-
+{}
 [cpu]
 enabled = false
-"#
+"#,
+        support::OTHER_PROBES_OFF
     )
 }
 

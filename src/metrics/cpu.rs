@@ -11,8 +11,8 @@ use crate::probe::cpu::snapshot::{ContainerSample, CpuSnapshot};
 use crate::probe::cpu::{CgroupFile, CpuError};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabel, EncodeLabelSet,
-    LabelSetEncoder, NoLabelSet,
+    DescriptorEncoder, EncodeCounterValue, EncodeLabel, EncodeLabelSet, LabelSetEncoder,
+    MetricEncoder, NoLabelSet,
 };
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -164,31 +164,43 @@ fn render(snap: Arc<CpuSnapshot>) -> String {
     out
 }
 
+/// One metric family: its descriptor, then one sample per label set.
+fn family<S: EncodeLabelSet, V>(
+    enc: &mut DescriptorEncoder,
+    (name, help, ty): (&str, &str, MetricType),
+    samples: impl Iterator<Item = (S, V)>,
+    put: fn(MetricEncoder<'_>, &V) -> fmt::Result,
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, ty)?;
+    for (labels, v) in samples {
+        put(m.encode_family(&labels)?, &v)?;
+    }
+    Ok(())
+}
+
 fn counters<S: EncodeLabelSet, V: EncodeCounterValue>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     samples: impl Iterator<Item = (S, V)>,
 ) -> fmt::Result {
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (labels, v) in samples {
-        m.encode_family(&labels)?
-            .encode_counter::<NoLabelSet, V, f64>(&v, None)?;
-    }
-    Ok(())
+    family(
+        enc,
+        (name, help, MetricType::Counter),
+        samples,
+        |mut m, v| m.encode_counter::<NoLabelSet, V, f64>(v, None),
+    )
 }
 
-fn gauges<S: EncodeLabelSet, V: EncodeGaugeValue>(
+fn gauges<S: EncodeLabelSet>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    samples: impl Iterator<Item = (S, V)>,
+    samples: impl Iterator<Item = (S, f64)>,
 ) -> fmt::Result {
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, v) in samples {
-        m.encode_family(&labels)?.encode_gauge(&v)?;
-    }
-    Ok(())
+    family(enc, (name, help, MetricType::Gauge), samples, |mut m, v| {
+        m.encode_gauge(v)
+    })
 }
 
 fn seconds_ns(ns: u64) -> f64 {

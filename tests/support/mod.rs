@@ -16,6 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Agent config that turns off remediation and the kubelet and DNS probes, for
+/// tests about one area (TOML tables: put it after any top-level keys).
+pub const OTHER_PROBES_OFF: &str =
+    "[remediation]\nenabled = false\n\n[kubelet]\nenabled = false\n\n[dns]\nenabled = false\n";
+
 /// Polls `cond` every 50 ms until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

@@ -250,33 +250,62 @@ mod tests {
         text.lines().any(|l| l == line)
     }
 
-    #[tokio::test]
-    async fn v2_systemd_and_crio_layouts_from_fixtures() {
-        let (p, metrics, status) = probe(
-            "v2-systemd",
-            vec![
-                pod(CONTAINERD_ID, "shop", "checkout-7d9f8", "api"),
-                pod(CRIO_ID, "kube-system", "coredns-5d78c", "coredns"),
-            ],
-        );
+    /// Asserts the five counter/limit lines of one container, values in that order.
+    fn assert_container(text: &str, labels: &str, values: [&str; 5]) {
+        let lines: Vec<String> = [
+            "periods_total",
+            "throttled_periods_total",
+            "throttled_seconds_total",
+            "usage_seconds_total",
+            "limit_cores",
+        ]
+        .iter()
+        .zip(values)
+        .map(|(m, v)| format!("nodevitals_container_cpu_{m}{labels} {v}"))
+        .collect();
+        assert_lines(text, &lines);
+    }
+
+    /// The probe over a fixture tree after its first run, and that scrape,
+    /// checked for the lines of the container labelled `labels`.
+    async fn first_scrape(
+        root: &str,
+        known: Vec<(String, Identity)>,
+        (labels, values): (&str, [&str; 5]),
+    ) -> (CpuProbe, Metrics, Arc<StatusBoard>, String) {
+        let (p, metrics, status) = probe(root, known);
         p.run().await.unwrap();
         let text = metrics.encode();
+        assert_container(&text, labels, values);
+        (p, metrics, status, text)
+    }
+
+    fn assert_lines(text: &str, lines: &[String]) {
+        for line in lines {
+            assert!(has_line(text, line), "missing {line}\n{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn v2_systemd_and_crio_layouts_from_fixtures() {
+        let known = vec![
+            pod(CONTAINERD_ID, "shop", "checkout-7d9f8", "api"),
+            pod(CRIO_ID, "kube-system", "coredns-5d78c", "coredns"),
+        ];
         let api = r#"{namespace="shop",pod="checkout-7d9f8",container="api"}"#;
-        for line in [
-            format!("nodevitals_container_cpu_periods_total{api} 1204"),
-            format!("nodevitals_container_cpu_throttled_periods_total{api} 1180"),
-            format!("nodevitals_container_cpu_throttled_seconds_total{api} 106.293785"),
-            format!("nodevitals_container_cpu_usage_seconds_total{api} 8.419503"),
-            format!("nodevitals_container_cpu_limit_cores{api} 0.2"),
+        let values = ["1204", "1180", "106.293785", "8.419503", "0.2"];
+        let (p, metrics, status, text) = first_scrape("v2-systemd", known, (api, values)).await;
+        assert_lines(
+            &text,
+            &[
             r#"nodevitals_container_cpu_pressure_seconds_total{namespace="shop",pod="checkout-7d9f8",container="api",kind="full"} 97.650121"#.to_owned(),
             r#"nodevitals_container_cpu_periods_total{namespace="kube-system",pod="coredns-5d78c",container="coredns"} 0"#.to_owned(),
             format!(r#"nodevitals_container_cpu_limit_cores{{id="{DOCKER_ID}"}} 1.5"#),
             r#"nodevitals_node_cpu_pressure_seconds_total{kind="some"} 73.120394"#.to_owned(),
             r#"nodevitals_cpu_parse_errors_total{file="cpu.stat"} 1"#.to_owned(),
             "nodevitals_cpu_containers 4".to_owned(),
-        ] {
-            assert!(has_line(&text, &line), "missing {line}\n{text}");
-        }
+        ],
+        );
         // CRI-O's conmon scope is not a container; an unlimited container has
         // no limit series; the torn cpu.stat gives no zeros.
         assert!(!text.contains("conmon"), "{text}");
@@ -309,23 +338,16 @@ mod tests {
 
     #[tokio::test]
     async fn v1_cgroupfs_layout_from_fixtures() {
-        let (p, metrics, _) = probe(
-            "v1-cgroupfs",
-            vec![pod(V1_POD_ID, "shop", "web-0", "nginx")],
-        );
-        p.run().await.unwrap();
-        let text = metrics.encode();
+        let known = vec![pod(V1_POD_ID, "shop", "web-0", "nginx")];
         let web = r#"{namespace="shop",pod="web-0",container="nginx"}"#;
-        for line in [
-            format!("nodevitals_container_cpu_periods_total{web} 5231"),
-            format!("nodevitals_container_cpu_throttled_periods_total{web} 812"),
-            format!("nodevitals_container_cpu_throttled_seconds_total{web} 40.213985513"),
-            format!("nodevitals_container_cpu_usage_seconds_total{web} 301.23456789"),
-            format!("nodevitals_container_cpu_limit_cores{web} 0.5"),
-            format!(r#"nodevitals_container_cpu_usage_seconds_total{{id="{DOCKER_ID}"}} 1.5"#),
-        ] {
-            assert!(has_line(&text, &line), "missing {line}\n{text}");
-        }
+        let values = ["5231", "812", "40.213985513", "301.23456789", "0.5"];
+        let (_, _, _, text) = first_scrape("v1-cgroupfs", known, (web, values)).await;
+        assert_lines(
+            &text,
+            &[format!(
+                r#"nodevitals_container_cpu_usage_seconds_total{{id="{DOCKER_ID}"}} 1.5"#
+            )],
+        );
         assert!(
             !text.contains("container_cpu_pressure_seconds_total{"),
             "v1 has no per-cgroup PSI"
