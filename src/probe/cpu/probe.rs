@@ -14,7 +14,7 @@ use crate::probe::{Outcome, Probe, ProbeError, ProbeFuture, ProbeResult};
 use crate::status::StatusBoard;
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, TryLockError};
 use std::time::Duration;
 
 /// Containers listed in the `/status` section.
@@ -29,12 +29,23 @@ pub struct CpuProbe {
     proc_root: PathBuf,
     metrics: CpuMetrics,
     status: Arc<StatusBoard>,
+    scanner: ScannerSlot,
     state: tokio::sync::Mutex<State>,
 }
 
+/// What a scan returns besides its readings: where it read.
+struct Scanned {
+    scan: Scan,
+    version: &'static str,
+    hierarchy: String,
+}
+
+/// The scanner, built on first use. A scan holds it on the blocking pool even
+/// when its run was cut off at the deadline, so a slow filesystem costs one
+/// blocked thread, never a pile of them.
+type ScannerSlot = Arc<std::sync::Mutex<Option<Scanner>>>;
+
 struct State {
-    /// Taken while a scan runs on the blocking pool; rebuilt if that scan is lost.
-    scanner: Option<Scanner>,
     identities: IdentityCache,
     history: History,
     /// Error kinds already logged at warn level; repeats go to debug.
@@ -68,8 +79,8 @@ impl CpuProbe {
             proc_root: config.proc_root,
             metrics,
             status,
+            scanner: ScannerSlot::default(),
             state: tokio::sync::Mutex::new(State {
-                scanner: None,
                 identities,
                 history: History::default(),
                 warned: HashSet::new(),
@@ -77,18 +88,48 @@ impl CpuProbe {
         }
     }
 
-    async fn scan(&self, scanner: Option<Scanner>) -> Result<(Scanner, Scan), ProbeError> {
-        let mut scanner = match scanner {
-            Some(s) => s,
-            None => Scanner::new(&self.cgroup_root, &self.proc_root)
-                .map_err(|e| ProbeError::new(Outcome::Misconfigured, e))?,
-        };
-        tokio::task::spawn_blocking(move || {
-            let scan = scanner.scan();
-            (scanner, scan)
+    async fn scan(&self) -> Result<Scanned, ProbeError> {
+        let slot = Arc::clone(&self.scanner);
+        let (cgroup_root, proc_root) = (self.cgroup_root.clone(), self.proc_root.clone());
+        let scanned = tokio::task::spawn_blocking(move || {
+            let mut guard = match slot.try_lock() {
+                Ok(g) => g,
+                // A scan panicked: start over with a fresh scanner.
+                Err(TryLockError::Poisoned(p)) => {
+                    let mut g = p.into_inner();
+                    *g = None;
+                    g
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(ProbeError::new(
+                        Outcome::Error,
+                        "the previous cgroup scan is still running",
+                    ))
+                }
+            };
+            let scanner = match &mut *guard {
+                Some(s) => s,
+                empty => empty.insert(
+                    Scanner::new(&cgroup_root, &proc_root)
+                        .map_err(|e| ProbeError::new(Outcome::Misconfigured, e))?,
+                ),
+            };
+            Ok(Scanned {
+                scan: scanner.scan(),
+                version: match scanner.layout().version() {
+                    super::CgroupVersion::V1 => "v1",
+                    super::CgroupVersion::V2 => "v2",
+                },
+                hierarchy: scanner.layout().walk_root().display().to_string(),
+            })
         })
-        .await
-        .map_err(|e| ProbeError::new(Outcome::Error, format!("cgroup scan failed: {e}")))
+        .await;
+        scanned.unwrap_or_else(|e| {
+            Err(ProbeError::new(
+                Outcome::Error,
+                format!("cgroup scan failed: {e}"),
+            ))
+        })
     }
 
     fn count_errors(&self, errors: &[CpuError], warned: &mut HashSet<(bool, super::CgroupFile)>) {
@@ -107,13 +148,11 @@ impl CpuProbe {
     }
 
     async fn round(&self, state: &mut State) -> ProbeResult {
-        let (scanner, scan) = self.scan(state.scanner.take()).await?;
-        let version = match scanner.layout().version() {
-            super::CgroupVersion::V1 => "v1",
-            super::CgroupVersion::V2 => "v2",
-        };
-        let hierarchy = scanner.layout().walk_root().display().to_string();
-        state.scanner = Some(scanner);
+        let Scanned {
+            scan,
+            version,
+            hierarchy,
+        } = self.scan().await?;
         self.count_errors(&scan.errors, &mut state.warned);
         let ids: HashSet<&str> = scan.containers.iter().map(|r| r.id.as_str()).collect();
         let mut identity_errors = Vec::new();
