@@ -96,6 +96,7 @@ fn kubernetes_container_series_carry_pod_labels_and_vanish_with_it() {
         "-c",
         "while :; do :; done",
     ]);
+    let plain = d.run_sleeper(&["--name", "plain-sleeper", "--cpus", "0.5"]);
     let dir = short_tempdir("cpu-k8s-agent");
     let runtime = format!(
         "[[runtime]]\nkind = \"docker\"\nendpoint = \"{}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n",
@@ -108,6 +109,11 @@ fn kubernetes_container_series_carry_pod_labels_and_vanish_with_it() {
         throttled_pod,
     );
     assert_eq!(m.get(LIMIT, &pod_labels()), Some(0.1), "--cpus 0.1");
+    // Outside Kubernetes: the id, and the name Docker knows it by.
+    let plain_labels = [("id", plain.as_str()), ("name", "plain-sleeper")];
+    let m = agent.wait_metrics(Duration::from_secs(10), "the plain container", |m| {
+        m.get(LIMIT, &plain_labels) == Some(0.5)
+    });
     assert!(m.get(USAGE_S, &pod_labels()).unwrap() > 0.0);
     assert!(
         !m.has(PERIODS, &[("id", id.as_str())]),

@@ -183,7 +183,7 @@ impl CpuProbe {
             .collect::<Vec<_>>()
             .into();
         let detail = format!(
-            "{} containers, {} throttled over the last interval, {} file errors",
+            "containers: {}, throttled in the last interval: {}, file errors: {}",
             snapshot.containers.len(),
             section["throttled"],
             scan.errors.len()
