@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine, as root: installs the real
 # components the tests start (dockerd, containerd, dnsmasq, Prometheus, ...),
-# then checks formatting and lints and runs every test.
+# and the Python tools (kubernetes-validate), builds the static binary of the
+# container image, then checks formatting and lints and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,16 @@ if ((${#missing[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# Python tools the tests run, in a venv under target/ (pip reaches PyPI).
+if [[ ! -x target/py/bin/kubernetes-validate ]]; then
+    python3 -m venv target/py
+    target/py/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
+fi
+
+# The static release binary the image test packs; built here so the test only
+# pays for it when the code changed (it rebuilds incrementally in target/static).
+scripts/build-image.sh --binary-only >/dev/null
 
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings

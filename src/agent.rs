@@ -1,14 +1,17 @@
 //! Wiring: builds the probes a config asks for, runs them with the HTTP server,
-//! and handles signals (TERM/INT drain and exit, HUP reloads the config).
+//! and handles signals (TERM/INT drain and exit, HUP reloads the config); tells
+//! systemd about readiness and progress when it runs under it (`notify`).
 
 use crate::config::{Config, ConfigSource, RuntimeConfig};
 use crate::health::Health;
 use crate::metrics::{Metrics, NodeLabels};
 use crate::probe::cpu::identity::ContainerDirectory;
 use crate::probe::cpu::{CpuProbe, CpuProbeConfig};
+use crate::notify;
 use crate::probe::kubelet::{on_kubernetes_node, KubeletProbe};
 use crate::probe::runtime::docker::DockerClient;
 use crate::probe::runtime::{detect, RuntimeClient, RuntimeProbe};
+use crate::probe::unusable::Unusable;
 use crate::probe::Probe;
 use crate::scheduler::{Scheduler, Sinks};
 use crate::server::{self, AppState};
@@ -47,7 +50,10 @@ pub fn build(config: &Config, metrics: &Metrics, status: &Arc<StatusBoard>) -> B
     for rt in &runtimes {
         match runtime_probe(rt, config, metrics) {
             Ok(p) => probes.push(Arc::new(p)),
-            Err(e) => tracing::error!(runtime = %rt.kind, error = %e, "runtime not probed"),
+            Err(e) => {
+                tracing::error!(runtime = %rt.kind, error = %e, "runtime cannot be probed");
+                probes.push(Arc::new(Unusable::new(rt.kind.as_str(), rt.interval, e)));
+            }
         }
     }
     let k = &config.kubelet;
@@ -213,6 +219,8 @@ impl Agent {
         tracing::info!(listen = %listener.local_addr()?, "serving /metrics /healthz /readyz /status");
         let server = tokio::spawn(server::serve(listener, state));
         let mut scheduler = self.start();
+        // Under systemd: READY=1 after the first round, WATCHDOG=1 while progressing.
+        let systemd = notify::Supervisor::start_from_env(Arc::clone(&self.health));
         loop {
             tokio::select! {
                 _ = term.recv() => break,
@@ -226,6 +234,9 @@ impl Agent {
             }
         }
         tracing::info!("shutting down");
+        if let Some(s) = systemd {
+            s.stop();
+        }
         scheduler.stop();
         server.abort();
         Ok(())

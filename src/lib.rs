@@ -6,6 +6,7 @@ pub mod config;
 pub mod endpoint;
 pub mod health;
 pub mod metrics;
+pub(crate) mod notify;
 pub mod once;
 pub mod probe;
 pub mod scheduler;

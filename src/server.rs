@@ -1,12 +1,13 @@
 //! The HTTP server (hyper 1, HTTP/1.1): `/metrics`, `/healthz`, `/readyz`,
-//! `/status`, `/`. Read-only: no endpoint changes state.
+//! `/status`, `/`. Read-only: no endpoint changes state. `/metrics` speaks
+//! OpenMetrics or the Prometheus text format, as the client asks.
 
 use crate::health::Health;
-use crate::metrics::Metrics;
+use crate::metrics::{exposition, Metrics};
 use crate::status::StatusBoard;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::sync::Arc;
@@ -66,10 +67,7 @@ fn route(state: &AppState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
     }
     match req.uri().path() {
-        "/metrics" => with_type(
-            text(StatusCode::OK, state.metrics.encode()),
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        ),
+        "/metrics" => metrics(state, req),
         "/healthz" => {
             let stuck = state.health.stuck();
             if stuck.is_empty() {
@@ -101,6 +99,25 @@ fn route(state: &AppState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             "text/html; charset=utf-8",
         ),
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
+    }
+}
+
+/// OpenMetrics for clients that ask for it (Prometheus does), the 0.0.4 text
+/// format for everyone else (curl, promtool).
+fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let openmetrics = req
+        .headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(exposition::wants_openmetrics);
+    let body = state.metrics.encode();
+    if openmetrics {
+        with_type(text(StatusCode::OK, body), exposition::OPENMETRICS_TYPE)
+    } else {
+        with_type(
+            text(StatusCode::OK, exposition::to_prometheus_text(&body)),
+            exposition::TEXT_TYPE,
+        )
     }
 }
 

@@ -16,11 +16,14 @@ const USAGE_S: &str = "nodevitals_container_cpu_usage_seconds_total";
 const LIMIT: &str = "nodevitals_container_cpu_limit_cores";
 const RATIO: &str = "nodevitals_container_cpu_throttled_ratio";
 
+/// `runtime` (or none), the CPU probe every second on the host's cgroups, and
+/// nothing else.
 fn config(runtime: &str) -> String {
-    format!(
-        "{runtime}\n[paths]\ncgroup = \"/sys/fs/cgroup\"\n\n{}\n[cpu]\ninterval = \"1s\"\ntimeout = \"1s\"\n",
-        support::OTHER_PROBES_OFF
-    )
+    let cpu_on = support::ONLY_RUNTIME.replace(
+        "[cpu]\nenabled = false",
+        "[cpu]\ninterval = \"1s\"\ntimeout = \"1s\"",
+    );
+    format!("[paths]\ncgroup = \"/sys/fs/cgroup\"\n\n{runtime}{cpu_on}")
 }
 
 #[test]

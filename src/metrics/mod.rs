@@ -3,6 +3,7 @@
 
 mod agent;
 mod cpu;
+pub(crate) mod exposition;
 mod runtime;
 
 pub use agent::{AgentMetrics, NodeLabels};

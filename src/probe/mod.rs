@@ -5,6 +5,7 @@
 pub mod cpu;
 pub mod kubelet;
 pub mod runtime;
+pub mod unusable;
 
 use serde::Serialize;
 use std::fmt;

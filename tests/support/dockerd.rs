@@ -5,7 +5,7 @@
 //! PID, unmounts what it mounted and removes its cgroups.
 
 use super::process;
-use super::{short_tempdir, wait_until};
+use super::{require, short_tempdir, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -20,16 +20,6 @@ pub struct Dockerd {
     pub cgroup_parent: String,
     pid: i32,
     child: std::process::Child,
-}
-
-fn require(binary: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(binary).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{binary} is not installed: run scripts/test.sh (it installs the Debian package {package})"
-    );
 }
 
 impl Dockerd {

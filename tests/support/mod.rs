@@ -5,7 +5,9 @@
 
 pub mod cgroup;
 pub mod dockerd;
+pub mod kubelet;
 pub mod process;
+pub mod threads;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,11 +17,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// Agent config that turns off remediation and the kubelet and DNS probes, for
-/// tests about one area (TOML tables: put it after any top-level keys).
-pub const OTHER_PROBES_OFF: &str =
-    "[remediation]\nenabled = false\n\n[kubelet]\nenabled = false\n\n[dns]\nenabled = false\n";
 
 /// Polls `cond` every 50 ms until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
@@ -31,6 +28,40 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Every probe but the runtime's off, and no remediation: the others would
+/// reach beyond loopback (DNS to the host's resolvers) or need a Kubernetes node.
+pub const ONLY_RUNTIME: &str = "
+[remediation]
+enabled = false
+
+[kubelet]
+enabled = false
+
+[dns]
+enabled = false
+
+[cpu]
+enabled = false
+";
+
+/// A config probing the Docker daemon at `endpoint` every second, and nothing else.
+pub fn docker_config(endpoint: &str) -> String {
+    format!(
+        "[[runtime]]\nkind = \"docker\"\nendpoint = \"{endpoint}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n{ONLY_RUNTIME}"
+    )
+}
+
+/// Fails the test, saying how to get it, when `binary` is not on PATH.
+pub fn require(binary: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(binary).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{binary} is not installed: run scripts/test.sh (it installs the Debian package {package})"
+    );
 }
 
 /// A scratch directory under /tmp with a short path (unix socket paths are
@@ -74,6 +105,9 @@ impl AgentProcess {
             .env_remove("NODE_NAME")
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("DOCKER_HOST")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         customise(&mut cmd);
@@ -153,6 +187,16 @@ impl AgentProcess {
     pub fn signal(&self, sig: i32) {
         process::signal(self.pid(), sig);
     }
+
+    /// Waits for the agent to exit and returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let mut code = None;
+        wait_until(timeout, "the agent to exit", || {
+            code = self.child.try_wait().unwrap().map(|s| s.code());
+            code.is_some()
+        });
+        code.flatten()
+    }
 }
 
 impl Drop for AgentProcess {
@@ -162,9 +206,13 @@ impl Drop for AgentProcess {
     }
 }
 
-fn listen_addr(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("listen=")? + "listen=".len()..];
-    rest.split_whitespace()
+/// The bound address from the agent's "serving" log line, text or JSON format.
+pub fn listen_addr(line: &str) -> Option<SocketAddr> {
+    let key = ["listen=", "\"listen\":"]
+        .iter()
+        .find(|k| line.contains(*k))?;
+    let rest = &line[line.find(key)? + key.len()..];
+    rest.split(|c: char| c.is_whitespace() || c == ',' || c == '}')
         .next()?
         .trim_matches('"')
         .parse()
@@ -187,11 +235,31 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("bad response: {raw:.200}")))?;
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let chunked = head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     Ok((status, body))
+}
+
+/// The payload of a chunked HTTP/1.1 body (Prometheus's API answers chunked).
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size =
+            usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 /// One scrape, parsed into samples.
@@ -243,6 +311,15 @@ impl Metrics {
             })
             .map(|(_, _, v)| *v)
             .collect()
+    }
+
+    /// How many runs of `probe` the scheduler has recorded.
+    pub fn probe_runs(&self, probe: &str) -> f64 {
+        self.get(
+            "nodevitals_probe_duration_seconds_count",
+            &[("probe", probe)],
+        )
+        .unwrap_or(0.0)
     }
 
     pub fn has(&self, name: &str, labels: &[(&str, &str)]) -> bool {
