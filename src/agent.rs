@@ -5,9 +5,9 @@
 use crate::config::{Config, ConfigSource, RuntimeConfig};
 use crate::health::Health;
 use crate::metrics::{Metrics, NodeLabels};
+use crate::notify;
 use crate::probe::cpu::identity::ContainerDirectory;
 use crate::probe::cpu::{CpuProbe, CpuProbeConfig};
-use crate::notify;
 use crate::probe::kubelet::{on_kubernetes_node, KubeletProbe};
 use crate::probe::runtime::docker::DockerClient;
 use crate::probe::runtime::{detect, RuntimeClient, RuntimeProbe};
