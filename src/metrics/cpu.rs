@@ -32,10 +32,27 @@ struct RefreshLabels {
     result: &'static str,
 }
 
+/// The latest snapshot's series in both exposition formats.
+#[derive(Clone)]
+struct Rendered {
+    openmetrics: Arc<str>,
+    /// The Prometheus 0.0.4 text format, for clients that do not ask for
+    /// OpenMetrics; converted once per snapshot rather than per scrape.
+    text: Arc<str>,
+}
+
+impl Default for Rendered {
+    fn default() -> Self {
+        Self {
+            openmetrics: Arc::from(""),
+            text: Arc::from(""),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct CpuMetrics {
-    /// The exposition text of the latest snapshot's series.
-    rendered: Arc<RwLock<Arc<str>>>,
+    rendered: Arc<RwLock<Rendered>>,
     parse_errors: Family<FileLabels, Counter>,
     read_errors: Family<FileLabels, Counter>,
     refreshes: Family<RefreshLabels, Counter>,
@@ -44,7 +61,7 @@ pub struct CpuMetrics {
 impl CpuMetrics {
     pub(super) fn register(r: &mut Registry) -> Self {
         let m = Self {
-            rendered: Arc::new(RwLock::new(Arc::from(""))),
+            rendered: Arc::default(),
             parse_errors: Family::default(),
             read_errors: Family::default(),
             refreshes: Family::default(),
@@ -74,18 +91,24 @@ impl CpuMetrics {
 
     /// Makes `snapshot` what the next scrape shows.
     pub fn publish(&self, snapshot: Arc<CpuSnapshot>) {
-        let text: Arc<str> = render(snapshot).into();
-        *self.rendered.write().unwrap_or_else(|e| e.into_inner()) = text;
+        let openmetrics = render(snapshot);
+        let rendered = Rendered {
+            text: super::exposition::to_prometheus_text(&openmetrics).into(),
+            openmetrics: openmetrics.into(),
+        };
+        *self.rendered.write().unwrap_or_else(|e| e.into_inner()) = rendered;
     }
 
     /// Removes every per-container series (the probe was turned off).
     pub fn clear(&self) {
-        *self.rendered.write().unwrap_or_else(|e| e.into_inner()) = Arc::from("");
+        *self.rendered.write().unwrap_or_else(|e| e.into_inner()) = Rendered::default();
     }
 
-    /// The rendered series of the latest snapshot.
-    pub(super) fn rendered(&self) -> Arc<str> {
-        Arc::clone(&self.rendered.read().unwrap_or_else(|e| e.into_inner()))
+    /// The rendered series of the latest snapshot, in OpenMetrics or in the
+    /// Prometheus text format.
+    pub(super) fn rendered(&self, openmetrics: bool) -> Arc<str> {
+        let r = self.rendered.read().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(if openmetrics { &r.openmetrics } else { &r.text })
     }
 
     pub fn count_error(&self, e: &CpuError) {

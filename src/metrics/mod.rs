@@ -49,18 +49,28 @@ impl Metrics {
         }
     }
 
-    /// The OpenMetrics text exposition of every metric. Per-container CPU
-    /// series are pre-rendered per snapshot and appended.
+    /// The OpenMetrics text exposition of every metric.
     pub fn encode(&self) -> String {
+        self.encode_as(true)
+    }
+
+    /// Every metric in OpenMetrics, or in the Prometheus 0.0.4 text format
+    /// (see `exposition`). Per-container CPU series are pre-rendered in both
+    /// formats once per snapshot and appended.
+    pub fn encode_as(&self, openmetrics: bool) -> String {
         use prometheus_client::encoding::text::{encode_eof, encode_registry};
-        let cpu = self.cpu.rendered();
+        let cpu = self.cpu.rendered(openmetrics);
         let mut out = String::with_capacity(16 * 1024 + cpu.len());
-        let encoded = encode_registry(&mut out, &self.registry).and_then(|()| {
-            out.push_str(&cpu);
-            encode_eof(&mut out)
-        });
-        if let Err(e) = encoded {
+        if let Err(e) = encode_registry(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding metrics failed");
+        }
+        if !openmetrics {
+            out = exposition::to_prometheus_text(&out);
+            out.reserve(cpu.len());
+        }
+        out.push_str(&cpu);
+        if openmetrics {
+            let _ = encode_eof(&mut out);
         }
         out
     }

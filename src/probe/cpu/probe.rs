@@ -364,6 +364,11 @@ mod tests {
             ),
             "unchanged counters: nothing throttled in the interval\n{text}"
         );
+        // The text format pre-rendered per snapshot is the per-scrape conversion.
+        assert_eq!(
+            metrics.encode_as(false),
+            crate::metrics::exposition::to_prometheus_text(&text)
+        );
         let s = status.to_json();
         assert_eq!(s["cpu"]["cgroup_version"], "v2");
         assert!(
