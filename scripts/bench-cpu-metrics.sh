@@ -5,6 +5,8 @@
 # (/dev/shm); no runtime is configured, so containers carry `id` labels
 # (64 characters, as long as typical namespace/pod/container labels).
 # Usage: scripts/bench-cpu-metrics.sh   (CONTAINERS=1000 DURATION=10s CONNECTIONS=8)
+# OPENMETRICS=1 sends Prometheus's Accept header (OpenMetrics); otherwise the
+# agent answers in the Prometheus text format, as it does for curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,4 +75,8 @@ done
 scrape | grep -q "^nodevitals_cpu_containers $n\$" || { echo "the agent never tracked $n containers" >&2; exit 1; }
 echo "tracking $n containers; /metrics is $(scrape | wc -c) bytes, $(scrape | grep -c '^nodevitals_container_') container series"
 
-wrk -t"$threads" -c"$connections" -d"$duration" --latency "http://$addr/metrics"
+accept=()
+if [[ -n ${OPENMETRICS:-} ]]; then
+    accept=(-H "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+fi
+wrk -t"$threads" -c"$connections" -d"$duration" --latency "${accept[@]}" "http://$addr/metrics"
