@@ -234,6 +234,8 @@ fn seconds_us(us: u64) -> f64 {
     us as f64 / 1e6
 }
 
+// Help texts end with a period: the registry adds one to registered metrics,
+// collectors write theirs as given.
 impl Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let snap = &self.snap;
@@ -241,7 +243,7 @@ impl Collector for SnapshotCollector {
         let throttling = || all().filter_map(|l| l.0.reading.throttling.map(|t| (l, t)));
         enc.encode_descriptor(
             "cpu_containers",
-            "Container cgroups found by the last CPU scan",
+            "Container cgroups found by the last CPU scan.",
             None,
             MetricType::Gauge,
         )?
@@ -249,43 +251,43 @@ impl Collector for SnapshotCollector {
         counters(
             &mut enc,
             "container_cpu_periods",
-            "CFS enforcement periods in which the container was runnable (cpu.stat nr_periods)",
+            "CFS enforcement periods in which the container was runnable (cpu.stat nr_periods).",
             throttling().map(|(l, t)| (l, t.periods)),
         )?;
         counters(
             &mut enc,
             "container_cpu_throttled_periods",
-            "CFS periods in which the container hit its quota and was throttled (cpu.stat nr_throttled)",
+            "CFS periods in which the container hit its quota and was throttled (cpu.stat nr_throttled).",
             throttling().map(|(l, t)| (l, t.throttled_periods)),
         )?;
         counters(
             &mut enc,
             "container_cpu_throttled_seconds",
-            "Total time the container's threads were throttled (cpu.stat throttled_time / throttled_usec)",
+            "Total time the container's threads were throttled (cpu.stat throttled_time / throttled_usec).",
             throttling().map(|(l, t)| (l, seconds_ns(t.throttled_ns))),
         )?;
         counters(
             &mut enc,
             "container_cpu_usage_seconds",
-            "CPU time consumed by the container (cpuacct.usage on v1, cpu.stat usage_usec on v2)",
+            "CPU time consumed by the container (cpuacct.usage on v1, cpu.stat usage_usec on v2).",
             all().filter_map(|l| l.0.reading.usage_ns.map(|u| (l, seconds_ns(u)))),
         )?;
         gauges(
             &mut enc,
             "container_cpu_limit_cores",
-            "CFS quota in cores (quota / period); absent when the container has no CPU limit",
+            "CFS quota in cores (quota / period); absent when the container has no CPU limit.",
             all().filter_map(|l| l.0.reading.limit.and_then(|x| x.cores()).map(|c| (l, c))),
         )?;
         gauges(
             &mut enc,
             "container_cpu_throttled_ratio",
-            "Throttled periods / periods over the last scan interval (0 to 1)",
+            "Throttled periods / periods over the last scan interval (0 to 1).",
             all().filter_map(|l| l.0.throttled_ratio.map(|r| (l, r))),
         )?;
         counters(
             &mut enc,
             "container_cpu_pressure_seconds",
-            "Time some (or all) of the container's tasks were stalled waiting for CPU (cgroup v2 cpu.pressure)",
+            "Time some (or all) of the container's tasks were stalled waiting for CPU (cgroup v2 cpu.pressure).",
             all().filter_map(|l| l.0.reading.pressure.map(|p| (l, p))).flat_map(|(l, p)| {
                 let some = Some(((ContainerLabels(l.0), SOME), seconds_us(p.some_us)));
                 let full = p.full_us.map(|f| ((ContainerLabels(l.0), FULL), seconds_us(f)));
@@ -296,7 +298,7 @@ impl Collector for SnapshotCollector {
         counters(
             &mut enc,
             "node_cpu_pressure_seconds",
-            "Time some (or all) runnable tasks of the node were stalled waiting for CPU (/proc/pressure/cpu)",
+            "Time some (or all) runnable tasks of the node were stalled waiting for CPU (/proc/pressure/cpu).",
             node.into_iter().flat_map(|p| {
                 let some = Some((SOME, seconds_us(p.some_us)));
                 some.into_iter().chain(p.full_us.map(|f| (FULL, seconds_us(f))))
