@@ -19,6 +19,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::fmt;
+use std::ops::Range;
 use std::sync::{Arc, RwLock};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -32,27 +33,62 @@ struct RefreshLabels {
     result: &'static str,
 }
 
-/// The latest snapshot's series in both exposition formats.
-#[derive(Clone)]
-struct Rendered {
-    openmetrics: Arc<str>,
-    /// The Prometheus 0.0.4 text format, for clients that do not ask for
-    /// OpenMetrics; converted once per snapshot rather than per scrape.
-    text: Arc<str>,
+/// The latest snapshot's series: OpenMetrics text, and for each family the
+/// byte range of its `# HELP`/`# TYPE` header with that header in the
+/// Prometheus text format. The two formats differ only in those headers, so
+/// the samples are kept once.
+#[derive(Default)]
+pub(super) struct Rendered {
+    openmetrics: String,
+    text_headers: Vec<(Range<usize>, String)>,
 }
 
-impl Default for Rendered {
-    fn default() -> Self {
-        Self {
-            openmetrics: Arc::from(""),
-            text: Arc::from(""),
+impl Rendered {
+    fn new(openmetrics: String) -> Self {
+        let mut text_headers = Vec::new();
+        let (mut pos, mut help_at) = (0, None);
+        for line in openmetrics.split_inclusive('\n') {
+            let start = pos;
+            pos += line.len();
+            if line.starts_with("# HELP ") {
+                help_at = Some(start);
+            } else if line.starts_with("# TYPE ") {
+                let range = help_at.take().unwrap_or(start)..pos;
+                let text = super::exposition::to_prometheus_text(&openmetrics[range.clone()]);
+                text_headers.push((range, text));
+            } else {
+                help_at = None;
+            }
         }
+        Self {
+            openmetrics,
+            text_headers,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.openmetrics.len()
+    }
+
+    /// Appends the series in OpenMetrics or in the Prometheus text format.
+    pub(super) fn write(&self, out: &mut String, openmetrics: bool) {
+        if openmetrics {
+            out.push_str(&self.openmetrics);
+            return;
+        }
+        let mut at = 0;
+        for (range, text) in &self.text_headers {
+            out.push_str(&self.openmetrics[at..range.start]);
+            out.push_str(text);
+            at = range.end;
+        }
+        out.push_str(&self.openmetrics[at..]);
     }
 }
 
 #[derive(Clone)]
 pub struct CpuMetrics {
-    rendered: Arc<RwLock<Rendered>>,
+    rendered: Arc<RwLock<Arc<Rendered>>>,
     parse_errors: Family<FileLabels, Counter>,
     read_errors: Family<FileLabels, Counter>,
     refreshes: Family<RefreshLabels, Counter>,
@@ -91,24 +127,18 @@ impl CpuMetrics {
 
     /// Makes `snapshot` what the next scrape shows.
     pub fn publish(&self, snapshot: Arc<CpuSnapshot>) {
-        let openmetrics = render(snapshot);
-        let rendered = Rendered {
-            text: super::exposition::to_prometheus_text(&openmetrics).into(),
-            openmetrics: openmetrics.into(),
-        };
+        let rendered = Arc::new(Rendered::new(render(snapshot)));
         *self.rendered.write().unwrap_or_else(|e| e.into_inner()) = rendered;
     }
 
     /// Removes every per-container series (the probe was turned off).
     pub fn clear(&self) {
-        *self.rendered.write().unwrap_or_else(|e| e.into_inner()) = Rendered::default();
+        *self.rendered.write().unwrap_or_else(|e| e.into_inner()) = Arc::default();
     }
 
-    /// The rendered series of the latest snapshot, in OpenMetrics or in the
-    /// Prometheus text format.
-    pub(super) fn rendered(&self, openmetrics: bool) -> Arc<str> {
-        let r = self.rendered.read().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(if openmetrics { &r.openmetrics } else { &r.text })
+    /// The rendered series of the latest snapshot.
+    pub(super) fn rendered(&self) -> Arc<Rendered> {
+        Arc::clone(&self.rendered.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub fn count_error(&self, e: &CpuError) {

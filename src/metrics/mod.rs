@@ -55,11 +55,11 @@ impl Metrics {
     }
 
     /// Every metric in OpenMetrics, or in the Prometheus 0.0.4 text format
-    /// (see `exposition`). Per-container CPU series are pre-rendered in both
-    /// formats once per snapshot and appended.
+    /// (see `exposition`). Per-container CPU series are pre-rendered once per
+    /// snapshot and appended.
     pub fn encode_as(&self, openmetrics: bool) -> String {
         use prometheus_client::encoding::text::{encode_eof, encode_registry};
-        let cpu = self.cpu.rendered(openmetrics);
+        let cpu = self.cpu.rendered();
         let mut out = String::with_capacity(16 * 1024 + cpu.len());
         if let Err(e) = encode_registry(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding metrics failed");
@@ -68,7 +68,7 @@ impl Metrics {
             out = exposition::to_prometheus_text(&out);
             out.reserve(cpu.len());
         }
-        out.push_str(&cpu);
+        cpu.write(&mut out, openmetrics);
         if openmetrics {
             let _ = encode_eof(&mut out);
         }
