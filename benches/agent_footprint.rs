@@ -15,9 +15,19 @@ use support::dockerd::Dockerd;
 use support::kubelet::FakeKubelet;
 use support::{short_tempdir, AgentProcess};
 
-fn config(endpoint: &str, kubelet: &str, interval: &str) -> String {
+/// The runtime and kubelet probes at `interval`; remediation keeps its state in
+/// `state_dir`. DNS is off: its default servers are the host's nameservers,
+/// and a benchmark sends no traffic off loopback (it is measured on its own by
+/// `scripts/bench-dns.sh`).
+fn config(endpoint: &str, kubelet: &str, interval: &str, state_dir: &str) -> String {
     format!(
         r#"
+[paths]
+state_dir = "{state_dir}"
+
+[dns]
+enabled = false
+
 [[runtime]]
 kind = "docker"
 endpoint = "{endpoint}"
@@ -81,7 +91,12 @@ fn main() {
     // 1. Steady-state RSS, probes at 1 s.
     let agent = AgentProcess::start(
         dir.path(),
-        &config(&d.endpoint(), &kubelet.url(), "1s"),
+        &config(
+            &d.endpoint(),
+            &kubelet.url(),
+            "1s",
+            &dir.path().to_string_lossy(),
+        ),
         &[],
     );
     std::thread::sleep(scale(60));
@@ -123,7 +138,12 @@ fn main() {
     let dir = short_tempdir("bench");
     let agent = AgentProcess::start(
         dir.path(),
-        &config(&d.endpoint(), &kubelet.url(), "10s"),
+        &config(
+            &d.endpoint(),
+            &kubelet.url(),
+            "10s",
+            &dir.path().to_string_lossy(),
+        ),
         &[],
     );
     std::thread::sleep(Duration::from_secs(1));

@@ -2,17 +2,21 @@
 //! and handles signals (TERM/INT drain and exit, HUP reloads the config); tells
 //! systemd about readiness and progress when it runs under it (`notify`).
 
+use crate::config::RuntimeKind;
 use crate::config::{Config, ConfigSource, RuntimeConfig};
 use crate::health::Health;
 use crate::metrics::{Metrics, NodeLabels};
 use crate::notify;
 use crate::probe::cpu::identity::ContainerDirectory;
 use crate::probe::cpu::{CpuProbe, CpuProbeConfig};
+use crate::probe::dns::DnsProbe;
 use crate::probe::kubelet::{on_kubernetes_node, KubeletProbe};
+use crate::probe::runtime::cri::CriClient;
 use crate::probe::runtime::docker::DockerClient;
-use crate::probe::runtime::{detect, RuntimeClient, RuntimeProbe};
+use crate::probe::runtime::{detect, RuntimeClient, RuntimeHealth, RuntimeProbe};
 use crate::probe::unusable::Unusable;
 use crate::probe::Probe;
+use crate::remediation::Remediation;
 use crate::scheduler::{Scheduler, Sinks};
 use crate::server::{self, AppState};
 use crate::status::StatusBoard;
@@ -21,11 +25,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
 
-/// Everything one config produces: the probes to schedule.
+/// Everything one config produces: the probes to schedule, and the health
+/// channel of each runtime probe for remediation.
 pub struct Built {
     pub probes: Vec<Arc<dyn Probe>>,
     pub runtimes: Vec<RuntimeConfig>,
+    pub health: Vec<(RuntimeConfig, watch::Receiver<RuntimeHealth>)>,
 }
 
 /// The runtimes to probe: the configured ones, else those detected on the host.
@@ -41,6 +48,7 @@ pub fn runtimes_of(config: &Config) -> Vec<RuntimeConfig> {
 /// unusable endpoint from the environment) are logged and skipped.
 pub fn build(config: &Config, metrics: &Metrics, status: &Arc<StatusBoard>) -> Built {
     let mut probes: Vec<Arc<dyn Probe>> = Vec::new();
+    let mut health = Vec::new();
     let runtimes = runtimes_of(config);
     if runtimes.is_empty() {
         tracing::warn!(
@@ -49,7 +57,10 @@ pub fn build(config: &Config, metrics: &Metrics, status: &Arc<StatusBoard>) -> B
     }
     for rt in &runtimes {
         match runtime_probe(rt, config, metrics) {
-            Ok(p) => probes.push(Arc::new(p)),
+            Ok(p) => {
+                health.push((rt.clone(), p.health()));
+                probes.push(Arc::new(p));
+            }
             Err(e) => {
                 tracing::error!(runtime = %rt.kind, error = %e, "runtime cannot be probed");
                 probes.push(Arc::new(Unusable::new(rt.kind.as_str(), rt.interval, e)));
@@ -66,12 +77,22 @@ pub fn build(config: &Config, metrics: &Metrics, status: &Arc<StatusBoard>) -> B
             Err(e) => tracing::error!(error = %e, "kubelet not probed"),
         }
     }
+    if config.dns.enabled {
+        match DnsProbe::new(&config.dns, &config.paths.proc, metrics.dns.clone()) {
+            Ok(p) => probes.push(Arc::new(p)),
+            Err(e) => tracing::error!(error = %e, "dns not probed"),
+        }
+    }
     if config.cpu.enabled {
         probes.push(Arc::new(cpu_probe(config, &runtimes, metrics, status)));
     } else {
         metrics.cpu.clear();
     }
-    Built { probes, runtimes }
+    Built {
+        probes,
+        runtimes,
+        health,
+    }
 }
 
 /// The CPU probe, naming containers through every runtime it can list.
@@ -113,11 +134,9 @@ fn runtime_probe(
     // a hang would be declared; after that it no longer matters.
     let late_window = config.remediation.hang_after.max(rt.timeout * 2);
     let client: Arc<dyn RuntimeClient> = match rt.kind {
-        crate::config::RuntimeKind::Docker => Arc::new(DockerClient::new(socket, late_window)),
-        other => {
-            return Err(format!(
-                "the {other} runtime is not supported by this build"
-            ))
+        RuntimeKind::Docker => Arc::new(DockerClient::new(socket, late_window)),
+        kind @ (RuntimeKind::Containerd | RuntimeKind::Crio) => {
+            Arc::new(CriClient::new(kind, socket))
         }
     };
     Ok(RuntimeProbe::new(
@@ -172,6 +191,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct Agent {
     source: ConfigSource,
     config: Config,
+    /// `--dry-run` holds across reloads, whatever the new file says.
+    dry_run_flag: bool,
     metrics: Arc<Metrics>,
     status: Arc<StatusBoard>,
     health: Arc<Health>,
@@ -182,10 +203,18 @@ impl Agent {
         Self {
             source,
             config,
+            dry_run_flag: false,
             metrics: Arc::new(Metrics::new()),
             status: Arc::new(StatusBoard::default()),
             health: Arc::new(Health::default()),
         }
+    }
+
+    /// Forces `remediation.dry_run` on, now and after every reload (`--dry-run`).
+    pub fn force_dry_run(mut self, on: bool) -> Self {
+        self.dry_run_flag = on;
+        self.config.remediation.dry_run |= on;
+        self
     }
 
     fn sinks(&self) -> Sinks {
@@ -196,14 +225,23 @@ impl Agent {
         }
     }
 
-    fn start(&self) -> Scheduler {
+    fn start(&self) -> (Scheduler, Remediation) {
         let built = build(&self.config, &self.metrics, &self.status);
         self.metrics
             .agent
             .set_node_info(node_labels(&self.config, &built.runtimes));
         let names: Vec<&str> = built.probes.iter().map(|p| p.name()).collect();
         tracing::info!(probes = ?names, "probes scheduled");
-        Scheduler::start(built.probes, self.sinks(), true)
+        let remediation = Remediation::start(
+            &self.config,
+            built.health,
+            &self.metrics.remediation,
+            Arc::clone(&self.status),
+        );
+        (
+            Scheduler::start(built.probes, self.sinks(), true),
+            remediation,
+        )
     }
 
     /// Serves and probes until SIGTERM or SIGINT.
@@ -218,7 +256,7 @@ impl Agent {
         };
         tracing::info!(listen = %listener.local_addr()?, "serving /metrics /healthz /readyz /status");
         let server = tokio::spawn(server::serve(listener, state));
-        let mut scheduler = self.start();
+        let (mut scheduler, mut remediation) = self.start();
         // Under systemd: READY=1 after the first round, WATCHDOG=1 while progressing.
         let systemd = notify::Supervisor::start_from_env(Arc::clone(&self.health));
         loop {
@@ -228,7 +266,8 @@ impl Agent {
                 _ = hup.recv() => {
                     if self.reload() {
                         scheduler.stop();
-                        scheduler = self.start();
+                        remediation.stop();
+                        (scheduler, remediation) = self.start();
                     }
                 }
             }
@@ -238,6 +277,7 @@ impl Agent {
             s.stop();
         }
         scheduler.stop();
+        remediation.stop();
         server.abort();
         Ok(())
     }
@@ -246,7 +286,8 @@ impl Agent {
     /// stays in force. Returns whether the new config was applied.
     fn reload(&mut self) -> bool {
         match Config::load(&self.source) {
-            Ok(new) => {
+            Ok(mut new) => {
+                new.remediation.dry_run |= self.dry_run_flag;
                 if new.server.listen != self.config.server.listen {
                     tracing::warn!(
                         current = %self.config.server.listen,

@@ -151,8 +151,9 @@ pub enum RestartMethod {
     Command,
 }
 
-/// How to restart one runtime. Unset fields take the defaults of the runtime's kind.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// How to restart one runtime. Unset fields take the defaults of the runtime's
+/// kind (`remediation::defaults`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RestartConfig {
     pub method: RestartMethod,
@@ -160,6 +161,33 @@ pub struct RestartConfig {
     pub process: Option<String>,
     pub unit: Option<String>,
     pub command: Vec<String>,
+    /// `signal`: sent first so the daemon dumps its state (dockerd: SIGUSR1 writes
+    /// goroutine stacks); "none" disables it. Unset = the kind's default.
+    pub diagnostic_signal: Option<String>,
+    /// `signal`: how long SIGTERM may take before SIGKILL.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// `systemd` and `command`: deadline of the restart command.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// `systemd`: the systemctl binary (tests and DaemonSets substitute a wrapper).
+    pub systemctl: PathBuf,
+}
+
+impl Default for RestartConfig {
+    fn default() -> Self {
+        Self {
+            method: RestartMethod::Signal,
+            pidfile: None,
+            process: None,
+            unit: None,
+            command: Vec::new(),
+            diagnostic_signal: None,
+            grace: Duration::from_secs(10),
+            timeout: Duration::from_secs(120),
+            systemctl: "systemctl".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,6 +213,11 @@ pub struct RemediationConfig {
     pub reset_after: Duration,
     #[serde(with = "humantime_serde")]
     pub recovery_timeout: Duration,
+    /// Random extra delay on each backoff step, as a fraction of the step (0..=1).
+    pub backoff_jitter: f64,
+    /// Refuse a restart that would kill running containers (dockerd without
+    /// live-restore), reporting `skipped_total{reason="kills_workloads"}`.
+    pub refuse_if_kills_workloads: bool,
 }
 
 impl Default for RemediationConfig {
@@ -202,6 +235,8 @@ impl Default for RemediationConfig {
             window: Duration::from_secs(3600),
             reset_after: Duration::from_secs(600),
             recovery_timeout: Duration::from_secs(120),
+            backoff_jitter: 0.2,
+            refuse_if_kills_workloads: false,
         }
     }
 }
@@ -235,14 +270,21 @@ pub struct DnsConfig {
     pub enabled: bool,
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// Deadline of one query (a pair: of both answers).
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
-    pub servers: Vec<String>,
-    pub names: Vec<String>,
-    pub qtypes: Vec<String>,
-    pub transports: Vec<String>,
+    /// Empty: the nameservers of `resolv_conf`.
+    pub servers: Vec<DnsServer>,
+    pub names: Vec<DnsName>,
+    pub qtypes: Vec<DnsQtype>,
+    pub transports: Vec<DnsTransport>,
+    /// Over UDP, send A and AAAA back-to-back from one socket, as glibc and musl do.
+    pub pair: bool,
     pub resolv_conf: PathBuf,
-    pub lookups: Vec<String>,
+    pub lookups: Vec<DnsName>,
+    /// Probe from inside this network namespace (`/proc/<pid>/ns/net`,
+    /// `/var/run/netns/<name>`); unset = the agent's own.
+    pub netns: Option<PathBuf>,
 }
 
 impl Default for DnsConfig {
@@ -252,11 +294,108 @@ impl Default for DnsConfig {
             interval: Duration::from_secs(10),
             timeout: Duration::from_secs(2),
             servers: Vec::new(),
-            names: vec!["kubernetes.default.svc.cluster.local.".into()],
-            qtypes: vec!["A".into(), "AAAA".into()],
-            transports: vec!["udp".into()],
+            names: vec![DnsName("kubernetes.default.svc.cluster.local.".into())],
+            qtypes: vec![DnsQtype::A, DnsQtype::AAAA],
+            transports: vec![DnsTransport::Udp],
+            pair: true,
             resolv_conf: "/etc/resolv.conf".into(),
             lookups: Vec::new(),
+            netns: None,
+        }
+    }
+}
+
+/// A DNS server: "ip" (port 53) or "ip:port" ("[v6]:port").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DnsServer(pub SocketAddr);
+
+impl TryFrom<String> for DnsServer {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let t = s.trim();
+        if let Ok(a) = t.parse::<SocketAddr>() {
+            return Ok(DnsServer(a));
+        }
+        t.parse::<std::net::IpAddr>()
+            .map(|ip| DnsServer(SocketAddr::new(ip, 53)))
+            .map_err(|_| format!("\"{s}\" is not an IP address or ip:port"))
+    }
+}
+
+impl From<DnsServer> for String {
+    fn from(s: DnsServer) -> String {
+        s.0.to_string()
+    }
+}
+
+/// A domain name as written in the config ("a.b." is absolute, "a.b" relative).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DnsName(pub String);
+
+impl TryFrom<String> for DnsName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let t = s.trim();
+        if t.is_empty() || t == "." {
+            return Err("a name must not be empty".into());
+        }
+        hickory_proto::rr::Name::from_ascii(t)
+            .map_err(|e| format!("\"{s}\" is not a valid domain name: {e}"))?;
+        Ok(DnsName(t.to_owned()))
+    }
+}
+
+impl From<DnsName> for String {
+    fn from(n: DnsName) -> String {
+        n.0
+    }
+}
+
+/// The query types the prober sends.
+#[allow(clippy::upper_case_acronyms)] // spelled as in DNS
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DnsQtype {
+    A,
+    AAAA,
+    CNAME,
+    MX,
+    NS,
+    PTR,
+    SOA,
+    SRV,
+    TXT,
+}
+
+impl DnsQtype {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsQtype::A => "A",
+            DnsQtype::AAAA => "AAAA",
+            DnsQtype::CNAME => "CNAME",
+            DnsQtype::MX => "MX",
+            DnsQtype::NS => "NS",
+            DnsQtype::PTR => "PTR",
+            DnsQtype::SOA => "SOA",
+            DnsQtype::SRV => "SRV",
+            DnsQtype::TXT => "TXT",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsTransport {
+    Udp,
+    Tcp,
+}
+
+impl DnsTransport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsTransport::Udp => "udp",
+            DnsTransport::Tcp => "tcp",
         }
     }
 }
@@ -366,6 +505,14 @@ impl Config {
                 return err(&key("endpoint"), msg);
             }
             check_probe_timing(&key("interval"), &key("timeout"), rt.interval, rt.timeout)?;
+            if let Some(sig) = &rt.restart.diagnostic_signal {
+                if let Err(msg) = crate::remediation::signal_by_name(sig) {
+                    return err(&key("restart.diagnostic_signal"), msg);
+                }
+            }
+            if rt.restart.timeout.is_zero() {
+                return err(&key("restart.timeout"), "must be longer than 0s".into());
+            }
             if rt.restart.method == RestartMethod::Command && rt.restart.command.is_empty() {
                 return err(
                     &key("restart.command"),
@@ -385,6 +532,12 @@ impl Config {
                     humantime::format_duration(r.backoff_initial),
                     humantime::format_duration(r.backoff_max)
                 ),
+            );
+        }
+        if !(0.0..=1.0).contains(&r.backoff_jitter) {
+            return err(
+                "remediation.backoff_jitter",
+                format!("{} must be between 0 and 1", r.backoff_jitter),
             );
         }
         if r.window.is_zero() {
@@ -408,6 +561,7 @@ impl Config {
             self.dns.interval,
             self.dns.timeout,
         )?;
+        self.validate_dns()?;
         check_probe_timing(
             "cpu.interval",
             "cpu.timeout",
@@ -416,6 +570,44 @@ impl Config {
         )?;
         Ok(())
     }
+}
+
+impl Config {
+    fn validate_dns(&self) -> Result<(), (String, String)> {
+        let d = &self.dns;
+        let err = |key: &str, msg: &str| Err((format!("dns.{key}"), msg.to_owned()));
+        if d.enabled && d.qtypes.is_empty() && !d.names.is_empty() {
+            return err(
+                "qtypes",
+                "must list at least one query type when names are probed",
+            );
+        }
+        if d.enabled && d.transports.is_empty() && !d.names.is_empty() {
+            return err(
+                "transports",
+                "must list udp, tcp or both when names are probed",
+            );
+        }
+        if d.netns.as_ref().is_some_and(|p| !p.is_absolute()) {
+            return err("netns", "must be an absolute path");
+        }
+        for (key, list) in [
+            ("qtypes", has_duplicates(&d.qtypes)),
+            ("transports", has_duplicates(&d.transports)),
+            ("servers", has_duplicates(&d.servers)),
+            ("names", has_duplicates(&d.names)),
+            ("lookups", has_duplicates(&d.lookups)),
+        ] {
+            if list {
+                return err(key, "lists the same entry twice");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn has_duplicates<T: PartialEq>(v: &[T]) -> bool {
+    v.iter().enumerate().any(|(i, x)| v[..i].contains(x))
 }
 
 /// A probe's deadline must fit inside its interval, or runs would overlap.
@@ -494,6 +686,37 @@ mod tests {
     }
 
     #[test]
+    fn dns_keys_are_typed() {
+        let c = parse(
+            "[dns]\nservers = [\"10.96.0.10\", \"127.0.0.53:5353\", \"[::1]:54\"]\nqtypes = [\"A\", \"MX\"]\ntransports = [\"tcp\"]\npair = false\nlookups = [\"example.com\"]\n",
+        )
+        .unwrap();
+        let servers: Vec<String> = c.dns.servers.iter().map(|s| s.0.to_string()).collect();
+        assert_eq!(servers, ["10.96.0.10:53", "127.0.0.53:5353", "[::1]:54"]);
+        assert_eq!(c.dns.qtypes, [DnsQtype::A, DnsQtype::MX]);
+        assert_eq!(c.dns.transports, [DnsTransport::Tcp]);
+        assert!(!c.dns.pair);
+        assert_eq!(c.dns.lookups, [DnsName("example.com".into())]);
+    }
+
+    #[test]
+    fn bad_dns_values_name_their_key() {
+        for (text, key) in [
+            ("[dns]\nservers = [\"10.0.0.300\"]\n", "dns.servers"),
+            ("[dns]\nqtypes = [\"A\", \"QUUX\"]\n", "dns.qtypes"),
+            ("[dns]\ntransports = [\"quic\"]\n", "dns.transports"),
+            ("[dns]\nnames = [\"\"]\n", "dns.names"),
+            ("[dns]\nlookups = [\"a..b\"]\n", "dns.lookups"),
+            ("[dns]\nqtypes = []\n", "dns.qtypes"),
+            ("[dns]\nqtypes = [\"A\", \"A\"]\n", "dns.qtypes"),
+            ("[dns]\npair = \"yes\"\n", "dns.pair"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn runtime_entry_parses_with_kind_defaults() {
         let c = parse(
             "[[runtime]]\nkind = \"docker\"\nendpoint = \"unix:///run/d.sock\"\n[runtime.restart]\npidfile = \"/run/d.pid\"\n",
@@ -520,6 +743,29 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("runtime[0].endpoint"));
+    }
+
+    #[test]
+    fn remediation_keys_are_validated() {
+        let e = parse("[remediation]\nbackoff_jitter = 1.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("remediation.backoff_jitter"), "{e}");
+        let rt = "[[runtime]]\nkind = \"docker\"\nendpoint = \"/d.sock\"\n[runtime.restart]\n";
+        let e = parse(&format!("{rt}diagnostic_signal = \"SIGKILL\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("runtime[0].restart.diagnostic_signal"), "{e}");
+        let e = parse(&format!("{rt}timeout = \"0s\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("runtime[0].restart.timeout"), "{e}");
+        let c = parse(&format!(
+            "{rt}method = \"systemd\"\nsystemctl = \"/opt/systemctl\"\ngrace = \"3s\"\n[remediation]\nrefuse_if_kills_workloads = true\n"
+        ))
+        .unwrap();
+        assert_eq!(c.runtimes[0].restart.grace, Duration::from_secs(3));
+        assert!(c.remediation.refuse_if_kills_workloads);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod metrics;
 pub(crate) mod notify;
 pub mod once;
 pub mod probe;
+pub mod remediation;
 pub mod scheduler;
 pub mod server;
 pub mod status;

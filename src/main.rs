@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig) => check_config(&source, &config),
         Some(Command::Once) => once(&config),
-        None => run_agent(source, config, cli.listen),
+        None => run_agent(source, config, cli.listen, cli.dry_run),
     }
 }
 
@@ -134,7 +134,12 @@ fn once(config: &Config) -> ExitCode {
     }
 }
 
-fn run_agent(source: ConfigSource, config: Config, listen: Option<SocketAddr>) -> ExitCode {
+fn run_agent(
+    source: ConfigSource,
+    config: Config,
+    listen: Option<SocketAddr>,
+    dry_run: bool,
+) -> ExitCode {
     let addr = listen.unwrap_or(config.server.listen);
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -147,7 +152,10 @@ fn run_agent(source: ConfigSource, config: Config, listen: Option<SocketAddr>) -
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-        Agent::new(source, config).run(listener).await
+        Agent::new(source, config)
+            .force_dry_run(dry_run)
+            .run(listener)
+            .await
     });
     rt.shutdown_timeout(SHUTDOWN_GRACE);
     match result {

@@ -3,11 +3,16 @@
 
 mod agent;
 mod cpu;
+mod dns;
 pub(crate) mod exposition;
+mod remediation;
 mod runtime;
 
 pub use agent::{AgentMetrics, NodeLabels};
 pub use cpu::CpuMetrics;
+pub use dns::DnsMetrics;
+pub(crate) use dns::QueryLabels;
+pub use remediation::RemediationMetrics;
 pub use runtime::{KubeletMetrics, RuntimeMetrics};
 
 use prometheus_client::registry::Registry;
@@ -31,6 +36,8 @@ pub struct Metrics {
     pub runtime: RuntimeMetrics,
     pub kubelet: KubeletMetrics,
     pub cpu: CpuMetrics,
+    pub remediation: RemediationMetrics,
+    pub dns: DnsMetrics,
 }
 
 impl Metrics {
@@ -40,12 +47,16 @@ impl Metrics {
         let runtime = RuntimeMetrics::register(&mut registry);
         let kubelet = KubeletMetrics::register(&mut registry);
         let cpu = CpuMetrics::register(&mut registry);
+        let remediation = RemediationMetrics::register(&mut registry);
+        let dns = DnsMetrics::register(&mut registry);
         Self {
             registry,
             agent,
             runtime,
             kubelet,
             cpu,
+            remediation,
+            dns,
         }
     }
 

@@ -57,7 +57,9 @@ pub struct RuntimeMetrics {
     requests: Family<RequestLabels, Counter>,
     late_answers: Family<OperationLabels, Counter>,
     containers: Family<StateLabels, Gauge>,
+    pod_sandboxes: Family<StateLabels, Gauge>,
     condition: Family<ConditionLabels, Gauge>,
+    live_restore: Family<RuntimeLabels, Gauge>,
 }
 
 impl RuntimeMetrics {
@@ -69,7 +71,9 @@ impl RuntimeMetrics {
             requests: Family::default(),
             late_answers: Family::default(),
             containers: Family::default(),
+            pod_sandboxes: Family::default(),
             condition: Family::default(),
+            live_restore: Family::default(),
         };
         r.register(
             "runtime_up",
@@ -102,9 +106,19 @@ impl RuntimeMetrics {
             m.containers.clone(),
         );
         r.register(
+            "runtime_pod_sandboxes",
+            "Pod sandboxes known to a CRI runtime by state (ready, notready)",
+            m.pod_sandboxes.clone(),
+        );
+        r.register(
             "runtime_condition",
             "Runtime conditions reported by the runtime (1 true, 0 false)",
             m.condition.clone(),
+        );
+        r.register(
+            "runtime_live_restore",
+            "Whether running containers survive a restart of the runtime (Docker live-restore), as last reported",
+            m.live_restore.clone(),
         );
         m
     }
@@ -174,14 +188,19 @@ impl RuntimeMetrics {
     }
 
     pub fn set_containers(&self, kind: RuntimeKind, states: &[(&'static str, u64)]) {
-        for (state, n) in states {
-            self.containers
-                .get_or_create(&StateLabels {
-                    runtime: kind.as_str(),
-                    state,
-                })
-                .set(i64::try_from(*n).unwrap_or(i64::MAX));
-        }
+        set_counts(&self.containers, kind, states);
+    }
+
+    pub fn set_sandboxes(&self, kind: RuntimeKind, states: &[(&'static str, u64)]) {
+        set_counts(&self.pod_sandboxes, kind, states);
+    }
+
+    pub fn set_live_restore(&self, kind: RuntimeKind, on: bool) {
+        self.live_restore
+            .get_or_create(&RuntimeLabels {
+                runtime: kind.as_str(),
+            })
+            .set(i64::from(on));
     }
 
     pub fn set_conditions(&self, kind: RuntimeKind, conditions: &[(String, bool)]) {
@@ -193,6 +212,21 @@ impl RuntimeMetrics {
                 })
                 .set(i64::from(*value));
         }
+    }
+}
+
+fn set_counts(
+    family: &Family<StateLabels, Gauge>,
+    kind: RuntimeKind,
+    states: &[(&'static str, u64)],
+) {
+    for (state, n) in states {
+        family
+            .get_or_create(&StateLabels {
+                runtime: kind.as_str(),
+                state,
+            })
+            .set(i64::try_from(*n).unwrap_or(i64::MAX));
     }
 }
 

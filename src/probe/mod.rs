@@ -3,6 +3,7 @@
 //! records `nodevitals_probe_success` / `nodevitals_probe_duration_seconds`.
 
 pub mod cpu;
+pub mod dns;
 pub mod kubelet;
 pub mod runtime;
 pub mod unusable;

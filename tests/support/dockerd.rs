@@ -3,11 +3,17 @@
 //! root, exec root, pidfile and cgroup parent, so tests can run in parallel.
 //! Dropping it removes containers, stops dockerd, its containerd and shims by
 //! PID, unmounts what it mounted and removes its cgroups.
+//!
+//! [`Dockerd::start_supervised`] runs it under a supervisor thread that starts
+//! it again with the same arguments whenever it exits, standing in for
+//! systemd's `Restart=always`.
 
 use super::process;
 use super::{require, short_tempdir, wait_until};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The locally built image every test container runs (no registry is reachable).
@@ -18,50 +24,73 @@ pub struct Dockerd {
     pub socket: PathBuf,
     pub pidfile: PathBuf,
     pub cgroup_parent: String,
-    pid: i32,
-    child: std::process::Child,
+    pid: Arc<AtomicI32>,
+    runner: Runner,
+}
+
+enum Runner {
+    Plain(Child),
+    Supervised(Supervisor),
+}
+
+/// Restarts dockerd whenever it exits, until stopped.
+struct Supervisor {
+    stop: Arc<AtomicBool>,
+    starts: Arc<AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Dockerd {
     /// Starts dockerd and waits until it answers `_ping`.
     pub fn start(name: &str) -> Dockerd {
+        Self::launch(name, false)
+    }
+
+    /// Starts dockerd under a supervisor that starts it again (same arguments,
+    /// pidfile and socket) whenever it exits, as systemd's `Restart=always`
+    /// would; waits until it answers.
+    pub fn start_supervised(name: &str) -> Dockerd {
+        Self::launch(name, true)
+    }
+
+    fn launch(name: &str, supervised: bool) -> Dockerd {
         require("dockerd", "docker.io");
         require("docker", "docker.io");
         let dir = short_tempdir(name);
-        let root = dir.path();
+        let root = dir.path().to_owned();
         let socket = root.join("docker.sock");
         let pidfile = root.join("docker.pid");
         let cgroup_parent = format!(
             "nodevitals-test-{}",
             root.file_name().unwrap().to_string_lossy()
         );
-        let log = std::fs::File::create(root.join("dockerd.log")).expect("dockerd log");
-        let child = Command::new("dockerd")
-            .arg(format!("--host=unix://{}", socket.display()))
-            .arg(format!("--pidfile={}", pidfile.display()))
-            .arg(format!("--data-root={}", root.join("data").display()))
-            .arg(format!("--exec-root={}", root.join("exec").display()))
-            .arg(format!("--cgroup-parent={cgroup_parent}"))
-            .args([
-                "--iptables=false",
-                "--ip6tables=false",
-                "--ip-masq=false",
-                "--bridge=none",
-                "--storage-driver=vfs",
-                "--exec-opt=native.cgroupdriver=cgroupfs",
-                "--log-level=warn",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start dockerd");
+        let containerd_pidfile = root.join("exec/containerd/containerd.pid");
+        let spawn = {
+            let (socket, pidfile, cgroup_parent) =
+                (socket.clone(), pidfile.clone(), cgroup_parent.clone());
+            move || spawn_dockerd(&root, &socket, &pidfile, &cgroup_parent)
+        };
+        let pid = Arc::new(AtomicI32::new(0));
+        let runner = if supervised {
+            Runner::Supervised(Supervisor::start(
+                spawn,
+                containerd_pidfile,
+                Arc::clone(&pid),
+            ))
+        } else {
+            let child = spawn();
+            pid.store(child.id() as i32, Ordering::SeqCst);
+            Runner::Plain(child)
+        };
+        wait_until(Duration::from_secs(10), "dockerd to be started", || {
+            pid.load(Ordering::SeqCst) != 0
+        });
         let d = Dockerd {
             socket,
             pidfile,
             cgroup_parent,
-            pid: child.id() as i32,
-            child,
+            pid,
+            runner,
             dir,
         };
         d.wait_answering(Duration::from_secs(60));
@@ -69,7 +98,15 @@ impl Dockerd {
     }
 
     pub fn pid(&self) -> i32 {
-        self.pid
+        self.pid.load(Ordering::SeqCst)
+    }
+
+    /// How many times dockerd was started (1 + restarts by the supervisor).
+    pub fn starts(&self) -> usize {
+        match &self.runner {
+            Runner::Plain(_) => 1,
+            Runner::Supervised(s) => s.starts.load(Ordering::SeqCst),
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -80,7 +117,9 @@ impl Dockerd {
     pub fn wait_answering(&self, timeout: Duration) {
         wait_until(timeout, "dockerd to answer", || {
             assert!(
-                process::alive(self.pid) || self.pid_from_file().is_some_and(process::alive),
+                process::alive(self.pid())
+                    || self.pid_from_file().is_some_and(process::alive)
+                    || matches!(self.runner, Runner::Supervised(_)),
                 "dockerd died:\n{}",
                 self.log()
             );
@@ -100,7 +139,7 @@ impl Dockerd {
 
     /// Adopts the PID of a dockerd restarted by someone else (a supervisor).
     pub fn set_pid(&mut self, pid: i32) {
-        self.pid = pid;
+        self.pid.store(pid, Ordering::SeqCst);
     }
 
     pub fn log(&self) -> String {
@@ -109,19 +148,13 @@ impl Dockerd {
 
     /// Runs the docker CLI against this daemon; Err carries stderr.
     pub fn try_docker(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("docker")
-            .arg("--host")
-            .arg(self.endpoint())
-            .args(args)
-            .env("DOCKER_CONFIG", self.dir.path().join("cli"))
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-        }
+        process::output(
+            Command::new("docker")
+                .arg("--host")
+                .arg(self.endpoint())
+                .args(args)
+                .env("DOCKER_CONFIG", self.dir.path().join("cli")),
+        )
     }
 
     pub fn docker(&self, args: &[&str]) -> String {
@@ -176,11 +209,14 @@ impl Dockerd {
 
     fn cleanup(&self) {
         let root = self.dir.path().to_string_lossy().into_owned();
+        if let Runner::Supervised(s) = &self.runner {
+            s.stop.store(true, Ordering::SeqCst);
+        }
         if let Some(pid) = self.pid_from_file() {
             process::signal(pid, libc::SIGCONT);
         }
-        process::signal(self.pid, libc::SIGCONT);
-        if process::alive(self.pid) || self.pid_from_file().is_some_and(process::alive) {
+        process::signal(self.pid(), libc::SIGCONT);
+        if process::alive(self.pid()) || self.pid_from_file().is_some_and(process::alive) {
             if let Ok(ids) = self.try_docker(&["ps", "-aq"]) {
                 let ids: Vec<&str> = ids.lines().filter(|l| !l.is_empty()).collect();
                 if !ids.is_empty() {
@@ -192,7 +228,10 @@ impl Dockerd {
         }
         // Container processes first (they outlive their shim), then the daemons.
         process::remove_cgroup(&self.cgroup_parent);
-        for pid in [Some(self.pid), self.pid_from_file()].into_iter().flatten() {
+        for pid in [Some(self.pid()), self.pid_from_file()]
+            .into_iter()
+            .flatten()
+        {
             process::stop(pid, Duration::from_secs(15));
         }
         for pid in process::pids_mentioning(&root) {
@@ -203,7 +242,7 @@ impl Dockerd {
     }
 }
 
-fn busybox_path() -> PathBuf {
+pub fn busybox_path() -> PathBuf {
     ["/bin/busybox", "/usr/bin/busybox"]
         .iter()
         .map(PathBuf::from)
@@ -211,10 +250,106 @@ fn busybox_path() -> PathBuf {
         .expect("busybox-static is not installed: run scripts/test.sh")
 }
 
+fn spawn_dockerd(root: &Path, socket: &Path, pidfile: &Path, cgroup_parent: &str) -> Child {
+    // Appended to, so the log of every start of a supervised dockerd is kept.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join("dockerd.log"))
+        .expect("dockerd log");
+    Command::new("dockerd")
+        .arg(format!("--host=unix://{}", socket.display()))
+        .arg(format!("--pidfile={}", pidfile.display()))
+        .arg(format!("--data-root={}", root.join("data").display()))
+        .arg(format!("--exec-root={}", root.join("exec").display()))
+        .arg(format!("--cgroup-parent={cgroup_parent}"))
+        .args([
+            "--iptables=false",
+            "--ip6tables=false",
+            "--ip-masq=false",
+            "--bridge=none",
+            "--storage-driver=vfs",
+            "--exec-opt=native.cgroupdriver=cgroupfs",
+            "--log-level=warn",
+        ])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start dockerd")
+}
+
+impl Supervisor {
+    /// Like systemd, which starts a unit again only once every process of the
+    /// old one is gone, waits for the containerd the dead dockerd managed (it
+    /// dies with dockerd, slowly) before starting dockerd again: a new dockerd
+    /// would otherwise adopt the dying containerd and fail to start.
+    fn start(
+        spawn: impl Fn() -> Child + Send + 'static,
+        containerd_pidfile: PathBuf,
+        pid: Arc<AtomicI32>,
+    ) -> Supervisor {
+        let stop = Arc::new(AtomicBool::new(false));
+        let starts = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let (stop, starts) = (Arc::clone(&stop), Arc::clone(&starts));
+            std::thread::spawn(move || loop {
+                let mut child = spawn();
+                pid.store(child.id() as i32, Ordering::SeqCst);
+                starts.fetch_add(1, Ordering::SeqCst);
+                // Reaps the child as soon as it exits, like an init system.
+                while !matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+                    if stop.load(Ordering::SeqCst) {
+                        // Cleanup stops dockerd by PID; reap it, kill it if it lingers.
+                        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                        while matches!(child.try_wait(), Ok(None))
+                            && tokio::time::Instant::now() < deadline
+                        {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let containerd = std::fs::read_to_string(&containerd_pidfile)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i32>().ok());
+                if let Some(old) = containerd {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                    while Path::new(&format!("/proc/{old}")).exists()
+                        && tokio::time::Instant::now() < deadline
+                    {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            })
+        };
+        Supervisor {
+            stop,
+            starts,
+            thread: Some(thread),
+        }
+    }
+}
+
 impl Drop for Dockerd {
     fn drop(&mut self) {
         self.cleanup();
-        // Reap the first dockerd (already stopped) so it does not linger as a zombie.
-        let _ = self.child.try_wait();
+        match &mut self.runner {
+            // Reap the first dockerd (already stopped) so it does not linger as a zombie.
+            Runner::Plain(child) => {
+                let _ = child.try_wait();
+            }
+            Runner::Supervised(s) => {
+                if let Some(t) = s.thread.take() {
+                    let _ = t.join();
+                }
+            }
+        }
     }
 }

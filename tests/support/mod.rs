@@ -4,6 +4,10 @@
 #![allow(dead_code)] // each integration test binary uses a different subset
 
 pub mod cgroup;
+pub mod containerd;
+pub mod dns_config;
+pub mod dns_responder;
+pub mod dnsmasq;
 pub mod dockerd;
 pub mod kubelet;
 pub mod process;
@@ -17,6 +21,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
+
+macro_rules! other_probes_off {
+    () => {
+        "[kubelet]\nenabled = false\n\n[dns]\nenabled = false\n\n[cpu]\nenabled = false\n"
+    };
+}
+
+/// Config sections turning off every probe but the runtime's, for tests that
+/// exercise only the runtime probe and remediation.
+pub const OTHER_PROBES_OFF: &str = other_probes_off!();
 
 /// Polls `cond` every 50 ms until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
@@ -32,19 +46,7 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
 
 /// Every probe but the runtime's off, and no remediation: the others would
 /// reach beyond loopback (DNS to the host's resolvers) or need a Kubernetes node.
-pub const ONLY_RUNTIME: &str = "
-[remediation]
-enabled = false
-
-[kubelet]
-enabled = false
-
-[dns]
-enabled = false
-
-[cpu]
-enabled = false
-";
+pub const ONLY_RUNTIME: &str = concat!("\n[remediation]\nenabled = false\n\n", other_probes_off!());
 
 /// A config probing the Docker daemon at `endpoint` every second, and nothing else.
 pub fn docker_config(endpoint: &str) -> String {
@@ -94,6 +96,7 @@ impl AgentProcess {
         extra: &[&str],
         customise: impl FnOnce(&mut Command),
     ) -> AgentProcess {
+        assert_dns_stays_on_loopback(config);
         let config_path = dir.join("config.toml");
         std::fs::write(&config_path, config).expect("write agent config");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodevitals"));
@@ -207,6 +210,27 @@ impl Drop for AgentProcess {
 }
 
 /// The bound address from the agent's "serving" log line, text or JSON format.
+/// Tests send no traffic off loopback: an agent whose DNS probe would query
+/// the host's own nameservers (the default) is refused before it starts.
+fn assert_dns_stays_on_loopback(config: &str) {
+    let Ok(parsed) = nodevitals::config::Config::parse(Path::new("test config"), config) else {
+        return; // invalid configs are what some tests are about
+    };
+    let dns = &parsed.dns;
+    if !dns.enabled {
+        return;
+    }
+    assert!(
+        dns.servers.iter().all(|s| s.0.ip().is_loopback()),
+        "test config sends DNS off loopback: {:?}",
+        dns.servers
+    );
+    assert!(
+        !dns.servers.is_empty() || dns.resolv_conf != Path::new("/etc/resolv.conf"),
+        "test config would query the host's nameservers: set [dns] servers or resolv_conf"
+    );
+}
+
 pub fn listen_addr(line: &str) -> Option<SocketAddr> {
     let key = ["listen=", "\"listen\":"]
         .iter()

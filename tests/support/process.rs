@@ -4,6 +4,20 @@ use std::path::Path;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Runs a command to completion: Ok(trimmed stdout) on success, Err(trimmed
+/// stderr, or why it could not start) otherwise.
+pub fn output(cmd: &mut std::process::Command) -> Result<String, String> {
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
 pub fn signal(pid: i32, sig: i32) {
     // SAFETY: kill(2) has no memory-safety preconditions.
     unsafe {
@@ -129,4 +143,12 @@ fn collect_dirs(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
             }
         }
     }
+}
+
+/// Whether a process is stopped (SIGSTOP): state `T` in /proc/<pid>/stat.
+pub fn stopped(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+    })
 }

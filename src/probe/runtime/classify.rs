@@ -1,7 +1,8 @@
 //! Turning what the OS and the runtime client say into an [`Outcome`]:
 //! absent socket or refused connection = `refused` (down); not a socket or
 //! permission denied = `misconfigured` (never remediated); a reply with an error
-//! = `error`.
+//! = `error`; a gRPC status the runtime sent = `error`, or `misconfigured` when it
+//! says the socket does not serve the API or refuses us.
 
 use super::CallError;
 use crate::probe::{Outcome, ProbeError};
@@ -67,6 +68,35 @@ pub fn classify_error(err: &(dyn std::error::Error + 'static), path: &Path) -> C
     }
 }
 
+/// Classifies a failed gRPC call. A status carrying a source error was made up
+/// by the client from a transport failure (no answer: classified by its io
+/// error); one without was sent by the runtime, which therefore answered.
+pub fn classify_status(status: &tonic::Status, path: &Path) -> CallError {
+    if let Some(source) = std::error::Error::source(status) {
+        return classify_error(source, path);
+    }
+    let (outcome, hint) = match status.code() {
+        tonic::Code::Unimplemented => (
+            Outcome::Misconfigured,
+            " (the socket does not serve CRI v1: is it the runtime's CRI socket, and is containerd's CRI plugin enabled?)",
+        ),
+        tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => {
+            (Outcome::Misconfigured, "")
+        }
+        _ => (Outcome::Error, ""),
+    };
+    CallError {
+        outcome,
+        answered: true,
+        message: format!(
+            "{}: the runtime answered {:?}: {}{hint}",
+            path.display(),
+            status.code(),
+            status.message()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +152,28 @@ mod tests {
             classify_error(&plain, Path::new("/x")).outcome,
             Outcome::Error
         );
+    }
+
+    #[test]
+    fn grpc_statuses_sent_by_the_runtime_are_answers() {
+        let p = Path::new("/run/containerd/containerd.sock");
+        let unimplemented =
+            tonic::Status::unimplemented("unknown service runtime.v1.RuntimeService");
+        let c = classify_status(&unimplemented, p);
+        assert_eq!((c.outcome, c.answered), (Outcome::Misconfigured, true));
+        assert!(c.message.contains("CRI plugin"), "{}", c.message);
+        let internal = classify_status(&tonic::Status::internal("boom"), p);
+        assert_eq!(
+            (internal.outcome, internal.answered),
+            (Outcome::Error, true)
+        );
+    }
+
+    #[test]
+    fn grpc_statuses_from_transport_errors_are_classified_by_their_io_error() {
+        let io = std::io::Error::from(ErrorKind::ConnectionRefused);
+        let s = tonic::Status::from_error(Box::new(io));
+        let c = classify_status(&s, Path::new("/x.sock"));
+        assert_eq!((c.outcome, c.answered), (Outcome::Refused, false));
     }
 }

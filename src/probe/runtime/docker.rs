@@ -1,8 +1,9 @@
 //! Docker Engine API client (bollard over the unix socket): `_ping`, then the
-//! container list that `docker ps -a` performs, counted by state.
+//! container list that `docker ps -a` performs, counted by state; now and then
+//! `/info` for `LiveRestoreEnabled` (whether a restart kills containers).
 
 use super::classify::classify_error;
-use super::{Answer, CallError, CallFuture, Operation, RuntimeClient};
+use super::{count_states, Answer, CallError, CallFuture, Operation, RuntimeClient};
 use crate::config::RuntimeKind;
 use crate::probe::Outcome;
 use bollard::query_parameters::ListContainersOptions;
@@ -64,6 +65,10 @@ impl RuntimeClient for DockerClient {
         &[Operation::Ping, Operation::ListContainers]
     }
 
+    fn occasional_operations(&self) -> &'static [Operation] {
+        &[Operation::Info]
+    }
+
     fn call(&self, op: Operation) -> CallFuture {
         let socket = self.socket.clone();
         let docker = self.docker.clone();
@@ -76,6 +81,11 @@ impl RuntimeClient for DockerClient {
             let fail = |e: bollard::errors::Error| to_call_error(e, &socket);
             match op {
                 Operation::Ping => docker.ping().await.map(|_| Answer::Alive).map_err(fail),
+                Operation::Info => docker
+                    .info()
+                    .await
+                    .map(|i| Answer::LiveRestore(i.live_restore_enabled))
+                    .map_err(fail),
                 _ => {
                     let opts = ListContainersOptions {
                         all: true,
@@ -83,6 +93,7 @@ impl RuntimeClient for DockerClient {
                     };
                     let list = docker.list_containers(Some(opts)).await.map_err(fail)?;
                     Ok(Answer::Containers(count_states(
+                        STATES,
                         list.iter()
                             .filter_map(|c| c.state.as_ref().map(|s| s.to_string())),
                     )))
@@ -106,20 +117,6 @@ fn to_call_error(e: bollard::errors::Error, socket: &Path) -> CallError {
     }
 }
 
-/// Counts containers per state, over Docker's full state set (zeros included).
-fn count_states(states: impl Iterator<Item = String>) -> Vec<(&'static str, u64)> {
-    let mut counts: Vec<(&'static str, u64)> = STATES.iter().map(|s| (*s, 0)).collect();
-    for state in states {
-        if let Some(slot) = counts
-            .iter_mut()
-            .find(|(s, _)| s.eq_ignore_ascii_case(&state))
-        {
-            slot.1 += 1;
-        }
-    }
-    counts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +124,7 @@ mod tests {
     #[test]
     fn counts_cover_every_state() {
         let c = count_states(
+            STATES,
             ["running", "running", "exited", "bogus"]
                 .iter()
                 .map(|s| s.to_string()),

@@ -6,9 +6,12 @@
 //!
 //! Metrics: `nodevitals_runtime_up`, `_request_duration_seconds`,
 //! `_requests_total`, `_late_answers_total`, `_consecutive_failures`,
-//! `_containers`, `_condition`.
+//! `_containers`, `_pod_sandboxes`, `_condition`, `_live_restore`.
 
 pub mod classify;
+pub mod cri;
+mod cri_messages;
+mod cri_transport;
 pub mod detect;
 pub mod docker;
 
@@ -54,8 +57,34 @@ pub enum Answer {
     Alive,
     /// Container counts by state (every state of the runtime's closed set).
     Containers(Vec<(&'static str, u64)>),
+    /// Pod sandbox counts by state (CRI runtimes).
+    Sandboxes(Vec<(&'static str, u64)>),
     /// Runtime conditions such as CRI `RuntimeReady`.
     Conditions(Vec<(String, bool)>),
+    /// The runtime does not serve this operation's API (containerd with its
+    /// CRI plugin disabled): nothing was asked and nothing is recorded.
+    NotServed,
+    /// Whether running containers survive a restart of the runtime (Docker's
+    /// `LiveRestoreEnabled`); `None` when the runtime did not say.
+    LiveRestore(Option<bool>),
+}
+
+/// Counts items per state over a runtime's full, closed state set (zeros
+/// included, so every series exists); states outside the set are not counted.
+pub fn count_states<S: AsRef<str>>(
+    all: &'static [&'static str],
+    seen: impl Iterator<Item = S>,
+) -> Vec<(&'static str, u64)> {
+    let mut counts: Vec<(&'static str, u64)> = all.iter().map(|s| (*s, 0)).collect();
+    for state in seen {
+        if let Some(slot) = counts
+            .iter_mut()
+            .find(|(s, _)| s.eq_ignore_ascii_case(state.as_ref()))
+        {
+            slot.1 += 1;
+        }
+    }
+    counts
 }
 
 /// A failed operation. `answered` is true when the runtime did reply (with an
@@ -75,6 +104,11 @@ pub trait RuntimeClient: Send + Sync + 'static {
     fn socket(&self) -> &std::path::Path;
     /// The operations of one probe round, in order. The first is the liveness call.
     fn operations(&self) -> &'static [Operation];
+    /// Operations too costly for every round (Docker's `/info`), run on the
+    /// first round and every `OCCASIONAL_EVERY` rounds after it.
+    fn occasional_operations(&self) -> &'static [Operation] {
+        &[]
+    }
     /// Starts `op`. The future must be `'static` so it can outlive its deadline.
     fn call(&self, op: Operation) -> CallFuture;
 }
@@ -88,7 +122,35 @@ pub struct RuntimeHealth {
     /// The last time the runtime answered anything, late answers included.
     pub last_answer: Option<Instant>,
     pub running_containers: Option<u64>,
+    /// The last `LiveRestore` answer: whether a restart spares running containers.
+    pub live_restore: Option<bool>,
 }
+
+/// What a successful round learned.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct RoundFacts {
+    running: Option<u64>,
+    live_restore: Option<bool>,
+    /// Conditions the runtime reported false (CRI `NetworkReady` without CNI).
+    not_ready: Vec<String>,
+}
+
+impl RoundFacts {
+    /// The one-line detail of `/status` and `nodevitals once`.
+    fn detail(&self) -> String {
+        let mut d = match self.running {
+            Some(n) => format!("{n} running containers"),
+            None => "answering".to_owned(),
+        };
+        if !self.not_ready.is_empty() {
+            d.push_str(&format!("; not ready: {}", self.not_ready.join(", ")));
+        }
+        d
+    }
+}
+
+/// How often (in rounds) occasional operations run.
+const OCCASIONAL_EVERY: u64 = 10;
 
 /// Requests still running past their deadline are capped per runtime, so a hung
 /// daemon cannot make the agent accumulate connections.
@@ -117,6 +179,7 @@ impl RuntimeProbe {
     ) -> Self {
         let kind = client.kind();
         metrics.init(kind, client.operations());
+        metrics.init(kind, client.occasional_operations());
         Self {
             name: kind.as_str().to_owned(),
             client,
@@ -157,18 +220,20 @@ impl RuntimeProbe {
             result.is_ok(),
             self.health.borrow().consecutive_failures,
         );
-        result.map(|containers| match containers {
-            Some(n) => format!("{n} running containers"),
-            None => "answering".to_owned(),
-        })
+        result.map(|facts| facts.detail())
     }
 
     /// Runs the round's operations; stops at the first failure (a runtime that
     /// does not answer its liveness call will not answer a list either).
-    async fn run_operations(&self, deadline: Instant) -> Result<Option<u64>, ProbeError> {
+    async fn run_operations(&self, deadline: Instant) -> Result<RoundFacts, ProbeError> {
         let kind = self.client.kind();
-        let mut running = None;
-        for &op in self.client.operations() {
+        let mut facts = RoundFacts::default();
+        let occasional = if self.health.borrow().rounds % OCCASIONAL_EVERY == 0 {
+            self.client.occasional_operations()
+        } else {
+            &[]
+        };
+        for &op in self.client.operations().iter().chain(occasional) {
             let started = Instant::now();
             let mut call = tokio::spawn(self.client.call(op));
             let outcome = tokio::time::timeout_at(deadline, &mut call).await;
@@ -195,17 +260,33 @@ impl RuntimeProbe {
                 }
             };
             let label = result.as_ref().map_or_else(|e| e.outcome, |_| Outcome::Ok);
-            self.metrics.observe_request(kind, op, label, elapsed);
+            if result != Ok(Answer::NotServed) {
+                self.metrics.observe_request(kind, op, label, elapsed);
+            }
             match result {
-                Ok(Answer::Alive) => {}
+                Ok(Answer::Alive | Answer::NotServed) => {}
                 Ok(Answer::Containers(states)) => {
-                    running = states
+                    facts.running = states
                         .iter()
                         .find(|(s, _)| *s == "running")
                         .map(|(_, n)| *n);
                     self.metrics.set_containers(kind, &states);
                 }
-                Ok(Answer::Conditions(conds)) => self.metrics.set_conditions(kind, &conds),
+                Ok(Answer::Sandboxes(states)) => self.metrics.set_sandboxes(kind, &states),
+                Ok(Answer::Conditions(conds)) => {
+                    facts.not_ready = conds
+                        .iter()
+                        .filter(|(_, ready)| !ready)
+                        .map(|(name, _)| name.clone())
+                        .collect();
+                    self.metrics.set_conditions(kind, &conds);
+                }
+                Ok(Answer::LiveRestore(on)) => {
+                    facts.live_restore = on;
+                    if let Some(on) = on {
+                        self.metrics.set_live_restore(kind, on);
+                    }
+                }
                 Err(e) => {
                     let outcome = if e.answered && e.outcome == Outcome::Timeout {
                         Outcome::Error
@@ -216,7 +297,7 @@ impl RuntimeProbe {
                 }
             }
         }
-        Ok(running)
+        Ok(facts)
     }
 
     /// Lets a request that missed its deadline finish in the background, within
@@ -252,15 +333,18 @@ impl RuntimeProbe {
         });
     }
 
-    fn publish(&self, result: &Result<Option<u64>, ProbeError>, answered: bool) {
+    fn publish(&self, result: &Result<RoundFacts, ProbeError>, answered: bool) {
         let now = Instant::now();
         self.health.send_modify(|h| {
             h.rounds += 1;
             match result {
-                Ok(running) => {
+                Ok(facts) => {
                     h.last_outcome = Some(Outcome::Ok);
                     h.consecutive_failures = 0;
-                    h.running_containers = *running;
+                    h.running_containers = facts.running;
+                    if facts.live_restore.is_some() {
+                        h.live_restore = facts.live_restore;
+                    }
                 }
                 Err(e) => {
                     h.last_outcome = Some(e.outcome);

@@ -1,0 +1,342 @@
+//! The engine of one runtime target: follows the `RuntimeHealth` its probe
+//! publishes after every round, feeds the state machine, calls the restarter,
+//! verifies recovery (time to answer again, running containers before and
+//! after), persists the history and publishes metrics and `/status`.
+//!
+//! Metrics: `nodevitals_remediation_state`, `_restarts_total`,
+//! `_skipped_total`, `_recovery_seconds`, `_next_allowed_timestamp_seconds`,
+//! `_state_file_errors_total`.
+
+use super::defaults::{restart_kills_containers, RestartSpec};
+use super::history::{Event, WallClock, MAX_EVENTS};
+use super::machine::{Decision, Machine, Observation, Policy, RestartEnd, SkipReason, State};
+use super::procfs::Procfs;
+use super::report;
+use super::restart::Restarter;
+use super::state_file::{self, Persisted, StateFileError};
+use super::Board;
+use crate::config::RuntimeKind;
+use crate::metrics::RemediationMetrics;
+use crate::probe::runtime::RuntimeHealth;
+use crate::probe::Outcome;
+use rand::Rng;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Everything one engine needs, built by `remediation::start`.
+pub(crate) struct EngineParts {
+    pub kind: RuntimeKind,
+    pub spec: RestartSpec,
+    pub policy: Policy,
+    pub jitter: f64,
+    pub dry_run: bool,
+    pub state_path: PathBuf,
+    pub procfs: Procfs,
+    pub restarter: Arc<dyn Restarter>,
+    pub metrics: RemediationMetrics,
+    pub board: Arc<Board>,
+}
+
+pub(crate) struct Engine {
+    target: &'static str,
+    method: &'static str,
+    p: EngineParts,
+    machine: Machine,
+    events: Vec<Event>,
+    state_file_error: Option<String>,
+    /// Running containers at the last healthy round: what a restart would hit.
+    last_running: Option<u64>,
+    live_restore: Option<bool>,
+    last_rounds: u64,
+    last_decision: &'static str,
+    preflight: String,
+}
+
+impl Engine {
+    pub(crate) fn new(p: EngineParts) -> Self {
+        let target = p.kind.as_str();
+        let method = report::method_name(p.spec.method);
+        let states = State::ALL.map(State::as_str);
+        let reasons = SkipReason::ALL.map(SkipReason::as_str);
+        p.metrics.init(target, method, &states, &reasons);
+        let (history, events, error) = match state_file::load_history(
+            &p.state_path,
+            &p.policy,
+            WallClock::now(),
+        ) {
+            Ok((history, events)) => (history, events, None),
+            Err((history, e)) => {
+                tracing::error!(target, error = %e, "remediation state file unusable: treating the restart budget as spent");
+                p.metrics.count_state_file_error(target);
+                (history, Vec::new(), Some(e.to_string()))
+            }
+        };
+        let machine = Machine::new(p.policy.clone(), history);
+        Self {
+            target,
+            method,
+            p,
+            machine,
+            events,
+            state_file_error: error,
+            last_running: None,
+            live_restore: None,
+            last_rounds: 0,
+            last_decision: "none",
+            preflight: String::new(),
+        }
+    }
+
+    /// Runs until the probe's health channel closes (the probe was replaced).
+    pub(crate) async fn run(mut self, mut health: watch::Receiver<RuntimeHealth>) {
+        if self.p.policy.enabled {
+            self.preflight = match self.p.restarter.preflight().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(target = self.target, method = self.method, error = %e, "restart preflight failed");
+                    format!("preflight failed: {e}")
+                }
+            };
+        }
+        self.publish();
+        while health.changed().await.is_ok() {
+            let h = health.borrow_and_update().clone();
+            // Late answers also update the channel; decisions are taken per round.
+            if h.rounds == self.last_rounds {
+                continue;
+            }
+            self.last_rounds = h.rounds;
+            self.step(&h).await;
+            self.publish();
+        }
+    }
+
+    fn observation(&mut self, h: &RuntimeHealth) -> Observation {
+        if h.last_outcome == Some(Outcome::Ok) {
+            self.last_running = h.running_containers.or(self.last_running);
+        }
+        if h.live_restore.is_some() {
+            self.live_restore = h.live_restore;
+        }
+        let would_kill = if restart_kills_containers(self.p.kind, self.live_restore) {
+            self.last_running.unwrap_or(0)
+        } else {
+            0
+        };
+        // The process is only looked up when a restart may be considered.
+        let runtime_uptime = if h.consecutive_failures >= self.p.policy.failure_threshold {
+            self.p
+                .procfs
+                .find(self.p.spec.pidfile.as_deref(), &self.p.spec.process)
+                .ok()
+                .and_then(|p| self.p.procfs.uptime_of(p))
+        } else {
+            None
+        };
+        Observation {
+            now: Instant::now(),
+            outcome: h.last_outcome,
+            consecutive_failures: h.consecutive_failures,
+            last_answer: h.last_answer,
+            runtime_uptime,
+            node_uptime: self.p.procfs.node_uptime(),
+            would_kill,
+            jitter: self.p.jitter * rand::rng().random::<f64>(),
+        }
+    }
+
+    async fn step(&mut self, h: &RuntimeHealth) {
+        let obs = self.observation(h);
+        match self.machine.observe(&obs) {
+            Decision::Nothing => {}
+            Decision::Skip(reason) => self.skipped(reason, &obs),
+            Decision::Restart => self.restart(&obs).await,
+            Decision::Recovered { after } => {
+                self.last_decision = "recovered";
+                self.p.metrics.observe_recovery(self.target, after);
+                let before = self.pending_event().and_then(|e| e.running_before);
+                let running_after = h.running_containers;
+                tracing::info!(
+                    target = self.target,
+                    recovery_seconds = after.as_secs_f64(),
+                    running_before = ?before,
+                    running_after = ?running_after,
+                    "runtime answers again after the restart"
+                );
+                self.settle("success", |e| {
+                    e.recovery_seconds = Some(after.as_secs_f64());
+                    e.running_after = running_after;
+                })
+                .await;
+            }
+            Decision::RecoveryFailed => {
+                self.last_decision = "recovery_failed";
+                tracing::error!(
+                    target = self.target,
+                    recovery_timeout = ?self.p.policy.recovery_timeout,
+                    "runtime not answering within recovery_timeout after the restart: a failed restart"
+                );
+                self.settle("failure", |e| {
+                    e.detail.push_str("; not answering within recovery_timeout")
+                })
+                .await;
+            }
+        }
+    }
+
+    /// Settles the pending restart: the event first, then `/status`, then the
+    /// counter (whoever sees the count sees the event), then the state file.
+    async fn settle(&mut self, result: &'static str, update: impl FnOnce(&mut Event)) {
+        if let Some(e) = self.pending_event() {
+            e.result = result.into();
+            update(e);
+        }
+        self.publish();
+        self.p
+            .metrics
+            .count_restart(self.target, self.method, result);
+        self.save().await;
+    }
+
+    fn skipped(&mut self, reason: SkipReason, obs: &Observation) {
+        self.last_decision = reason.as_str();
+        self.p.metrics.count_skip(self.target, reason.as_str());
+        report::log_skip(
+            self.target,
+            reason,
+            obs.consecutive_failures,
+            self.machine.policy(),
+        );
+    }
+
+    async fn restart(&mut self, obs: &Observation) {
+        let decided = obs.now;
+        let dry_run = self.p.dry_run;
+        self.last_decision = "restart";
+        tracing::warn!(
+            target = self.target,
+            method = self.method,
+            dry_run,
+            consecutive_failures = obs.consecutive_failures,
+            silent_seconds = obs.last_answer.map(|t| decided.saturating_duration_since(t).as_secs_f64()),
+            running_containers = ?self.last_running,
+            live_restore = ?self.live_restore,
+            will_kill_containers = obs.would_kill,
+            "runtime hung: restarting it (this restart will kill {} running containers)",
+            obs.would_kill
+        );
+        let clock = WallClock::now();
+        self.events.push(Event {
+            at_unix: clock.to_unix(decided),
+            method: self.method.into(),
+            result: "pending".into(),
+            recovery_seconds: None,
+            running_before: self.last_running,
+            running_after: None,
+            detail: format!("would kill {} running containers", obs.would_kill),
+        });
+        if self.events.len() > MAX_EVENTS {
+            self.events.remove(0);
+        }
+        // Persisted before acting: an agent killed mid-restart still counts it.
+        self.save().await;
+        if dry_run {
+            self.machine
+                .restart_finished(decided, Instant::now(), RestartEnd::DryRun);
+            self.settle("dry_run", |e| {
+                e.detail.insert_str(0, "dry run: nothing done; ")
+            })
+            .await;
+            return;
+        }
+        self.publish();
+        // A task of its own: a config reload replacing this engine must not cut
+        // a restart between SIGTERM and SIGKILL.
+        let outcome = tokio::spawn(self.p.restarter.restart()).await;
+        let result = match outcome {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(join) => Err(format!("restart task failed: {join}")),
+        };
+        match result {
+            Ok(detail) => {
+                tracing::info!(
+                    target = self.target,
+                    detail,
+                    "restart issued; awaiting recovery"
+                );
+                if let Some(ev) = self.pending_event() {
+                    ev.detail = format!("{detail}; {}", ev.detail);
+                }
+                self.machine
+                    .restart_finished(decided, Instant::now(), RestartEnd::Issued);
+                self.save().await;
+            }
+            Err(e) => {
+                tracing::error!(target = self.target, method = self.method, error = %e, "restart failed");
+                self.machine
+                    .restart_finished(decided, Instant::now(), RestartEnd::Failed);
+                self.settle("failure", |ev| ev.detail = e).await;
+            }
+        }
+    }
+
+    fn pending_event(&mut self) -> Option<&mut Event> {
+        self.events.last_mut().filter(|e| e.result == "pending")
+    }
+
+    async fn save(&mut self) {
+        let content =
+            Persisted::from_history(self.machine.history(), &self.events, WallClock::now());
+        let path = self.p.state_path.clone();
+        let result = tokio::task::spawn_blocking(move || state_file::save(&path, &content))
+            .await
+            .unwrap_or_else(|join| {
+                Err(StateFileError::Write {
+                    path: self.p.state_path.clone(),
+                    source: std::io::Error::other(join.to_string()),
+                })
+            });
+        match result {
+            Ok(()) => self.state_file_error = None,
+            Err(e) => {
+                tracing::error!(target = self.target, error = %e, "cannot persist the restart history");
+                self.p.metrics.count_state_file_error(self.target);
+                self.state_file_error = Some(e.to_string());
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let clock = WallClock::now();
+        let state = self.machine.state();
+        let states = State::ALL.map(State::as_str);
+        self.p
+            .metrics
+            .set_state(self.target, state.as_str(), &states);
+        let next = self
+            .machine
+            .next_allowed(clock.instant)
+            .map(|t| clock.to_unix(t));
+        self.p
+            .metrics
+            .set_next_allowed(self.target, next.unwrap_or(0.0));
+        let status = report::Status {
+            state,
+            method: self.method,
+            dry_run: self.p.dry_run,
+            next_allowed_unix: next,
+            history: self.machine.history(),
+            policy: self.machine.policy(),
+            last_decision: self.last_decision,
+            running_containers: self.last_running,
+            live_restore: self.live_restore,
+            preflight: &self.preflight,
+            state_file: &self.p.state_path,
+            state_file_error: self.state_file_error.as_deref(),
+            events: &self.events,
+        };
+        self.p.board.set(self.target, status.to_json());
+    }
+}

@@ -1,0 +1,191 @@
+//! The `signal` restarter: finds the daemon (pidfile, else exact executable
+//! name; never shims or container processes), sends the diagnostic signal if
+//! any (dockerd dumps its goroutine stacks on SIGUSR1), then SIGTERM, waits
+//! `grace`, then SIGKILL. Its supervisor (systemd `Restart=`, a DaemonSet)
+//! starts it again. Before each signal the PID's start time is checked, so a
+//! PID reused by another process is never signalled.
+
+use super::systemd::check_unit_policy;
+use super::{RestartError, RestartFuture, Restarter};
+use crate::remediation::defaults::RestartSpec;
+use crate::remediation::procfs::{Process, Procfs};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Time given to the daemon to write its diagnostic dump before SIGTERM.
+const DIAGNOSTIC_PAUSE: Duration = Duration::from_millis(500);
+/// Deadline of the `systemctl show` made once at start.
+const UNIT_CHECK_DEADLINE: Duration = Duration::from_secs(5);
+/// How long SIGKILL may take to remove the process.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+pub(crate) struct SignalRestarter {
+    procfs: Procfs,
+    pidfile: Option<PathBuf>,
+    process: String,
+    diagnostic: Option<i32>,
+    grace: Duration,
+    systemctl: PathBuf,
+    unit: String,
+}
+
+impl SignalRestarter {
+    pub(crate) fn new(spec: &RestartSpec, procfs: Procfs) -> Self {
+        Self {
+            procfs,
+            pidfile: spec.pidfile.clone(),
+            process: spec.process.clone(),
+            diagnostic: spec.diagnostic_signal,
+            grace: spec.grace,
+            systemctl: spec.systemctl.clone(),
+            unit: spec.unit.clone(),
+        }
+    }
+}
+
+/// Sends `sig` to `p` unless it is gone or its PID now belongs to another process.
+fn send(procfs: &Procfs, p: Process, sig: i32) -> Result<bool, RestartError> {
+    if !procfs.alive(p) {
+        return Ok(false);
+    }
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    if unsafe { libc::kill(p.pid, sig) } == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ESRCH) {
+        return Ok(false);
+    }
+    Err(RestartError::Signal {
+        pid: p.pid,
+        signal: sig,
+        source: e,
+    })
+}
+
+/// Waits up to `limit` for `p` to exit; true if it did.
+async fn wait_gone(procfs: &Procfs, p: Process, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while procfs.alive(p) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
+impl Restarter for SignalRestarter {
+    fn preflight(&self) -> RestartFuture {
+        let found = self.procfs.find(self.pidfile.as_deref(), &self.process);
+        let (systemctl, unit) = (self.systemctl.clone(), self.unit.clone());
+        Box::pin(async move {
+            // A killed runtime only comes back if its supervisor restarts it; when
+            // systemd supervises it, its Restart= policy says whether it will.
+            let unit = match check_unit_policy(systemctl, unit, UNIT_CHECK_DEADLINE).await {
+                Ok(policy) => policy,
+                Err(e) => format!("no systemd unit to check ({e})"),
+            };
+            let p = found?;
+            Ok(format!("runtime process is PID {}; {unit}", p.pid))
+        })
+    }
+
+    fn restart(&self) -> RestartFuture {
+        let procfs = self.procfs.clone();
+        let found = procfs.find(self.pidfile.as_deref(), &self.process);
+        let (diagnostic, grace) = (self.diagnostic, self.grace);
+        Box::pin(async move {
+            let p = found?;
+            if let Some(sig) = diagnostic {
+                if send(&procfs, p, sig)? {
+                    tokio::time::sleep(DIAGNOSTIC_PAUSE).await;
+                }
+            }
+            send(&procfs, p, libc::SIGTERM)?;
+            if wait_gone(&procfs, p, grace).await {
+                return Ok(format!("PID {} exited after SIGTERM", p.pid));
+            }
+            send(&procfs, p, libc::SIGKILL)?;
+            if wait_gone(&procfs, p, KILL_WAIT).await {
+                Ok(format!(
+                    "PID {} killed with SIGKILL after a {grace:?} grace",
+                    p.pid
+                ))
+            } else {
+                Err(RestartError::Survived {
+                    pid: p.pid,
+                    waited: KILL_WAIT,
+                })
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{RestartConfig, RuntimeKind};
+    use std::path::Path;
+
+    /// A real process standing in for the daemon, found by its pidfile.
+    fn restarter_for(child: &std::process::Child, dir: &Path, grace: Duration) -> SignalRestarter {
+        let procfs = Procfs::new(Path::new("/proc"));
+        let pid = child.id() as i32;
+        let pidfile = dir.join("daemon.pid");
+        std::fs::write(&pidfile, format!("{pid}\n")).unwrap();
+        let config = RestartConfig {
+            pidfile: Some(pidfile),
+            process: Some(procfs.exe_name(pid).unwrap()),
+            diagnostic_signal: Some("none".into()),
+            grace,
+            systemctl: "/nonexistent/systemctl".into(),
+            ..RestartConfig::default()
+        };
+        SignalRestarter::new(&RestartSpec::resolve(RuntimeKind::Docker, &config), procfs)
+    }
+
+    #[tokio::test]
+    async fn sigterm_ends_a_daemon_that_handles_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let r = restarter_for(&child, dir.path(), Duration::from_secs(5));
+        let detail = r.restart().await.unwrap();
+        assert!(detail.contains("after SIGTERM"), "{detail}");
+        assert!(child.wait().unwrap().code().is_none(), "ended by a signal");
+    }
+
+    #[tokio::test]
+    async fn sigkill_after_the_grace_when_sigterm_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "trap '' TERM; while :; do sleep 1; done"])
+            .spawn()
+            .unwrap();
+        // Let the shell install its trap before it is signalled.
+        let pid = child.id() as i32;
+        let start = Instant::now();
+        while std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map(|s| {
+                !s.lines()
+                    .any(|l| l.starts_with("SigIgn:") && !l.ends_with("0000000000000000"))
+            })
+            .unwrap_or(true)
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let r = restarter_for(&child, dir.path(), Duration::from_millis(300));
+        let detail = r.restart().await.unwrap();
+        assert!(detail.contains("SIGKILL"), "{detail}");
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
+    }
+}
