@@ -494,7 +494,12 @@ fn unit_exposure_stays_low() {
 #[test]
 fn toml_examples_in_the_docs_are_valid_configs() {
     let mut seen = 0;
-    for doc in ["docs/deploy.md", "systemd/README.md"] {
+    for doc in [
+        "README.md",
+        "docs/deploy.md",
+        "docs/cri.md",
+        "systemd/README.md",
+    ] {
         let text = read(doc);
         for (i, block) in text.split("```toml\n").skip(1).enumerate() {
             let body = block.split("```").next().unwrap();
