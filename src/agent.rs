@@ -7,6 +7,8 @@ use crate::config::{Config, ConfigSource, RuntimeConfig};
 use crate::health::Health;
 use crate::metrics::{Metrics, NodeLabels};
 use crate::notify;
+use crate::probe::cpu::identity::ContainerDirectory;
+use crate::probe::cpu::{CpuProbe, CpuProbeConfig};
 use crate::probe::dns::DnsProbe;
 use crate::probe::kubelet::{on_kubernetes_node, KubeletProbe};
 use crate::probe::runtime::cri::CriClient;
@@ -44,7 +46,7 @@ pub fn runtimes_of(config: &Config) -> Vec<RuntimeConfig> {
 
 /// Builds every enabled probe of `config`. Probes that cannot be built (an
 /// unusable endpoint from the environment) are logged and skipped.
-pub fn build(config: &Config, metrics: &Metrics) -> Built {
+pub fn build(config: &Config, metrics: &Metrics, status: &Arc<StatusBoard>) -> Built {
     let mut probes: Vec<Arc<dyn Probe>> = Vec::new();
     let mut health = Vec::new();
     let runtimes = runtimes_of(config);
@@ -81,11 +83,45 @@ pub fn build(config: &Config, metrics: &Metrics) -> Built {
             Err(e) => tracing::error!(error = %e, "dns not probed"),
         }
     }
+    if config.cpu.enabled {
+        probes.push(Arc::new(cpu_probe(config, &runtimes, metrics, status)));
+    } else {
+        metrics.cpu.clear();
+    }
     Built {
         probes,
         runtimes,
         health,
     }
+}
+
+/// The CPU probe, naming containers through every runtime it can list.
+fn cpu_probe(
+    config: &Config,
+    runtimes: &[RuntimeConfig],
+    metrics: &Metrics,
+    status: &Arc<StatusBoard>,
+) -> CpuProbe {
+    let mut directories: Vec<Arc<dyn ContainerDirectory>> = Vec::new();
+    for rt in runtimes {
+        let Ok(socket) = crate::endpoint::socket_path(&rt.endpoint) else {
+            continue;
+        };
+        if rt.kind == crate::config::RuntimeKind::Docker {
+            directories.push(Arc::new(DockerClient::new(socket, config.cpu.timeout)));
+        }
+    }
+    CpuProbe::new(
+        CpuProbeConfig {
+            interval: config.cpu.interval,
+            timeout: config.cpu.timeout,
+            cgroup_root: config.paths.cgroup.clone(),
+            proc_root: config.paths.proc.clone(),
+        },
+        directories,
+        metrics.cpu.clone(),
+        Arc::clone(status),
+    )
 }
 
 fn runtime_probe(
@@ -190,7 +226,7 @@ impl Agent {
     }
 
     fn start(&self) -> (Scheduler, Remediation) {
-        let built = build(&self.config, &self.metrics);
+        let built = build(&self.config, &self.metrics, &self.status);
         self.metrics
             .agent
             .set_node_info(node_labels(&self.config, &built.runtimes));

@@ -406,6 +406,9 @@ pub struct CpuConfig {
     pub enabled: bool,
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// Deadline of one scan; half of it bounds the runtime's container list.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
 }
 
 impl Default for CpuConfig {
@@ -413,6 +416,7 @@ impl Default for CpuConfig {
         Self {
             enabled: true,
             interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(10),
         }
     }
 }
@@ -558,9 +562,12 @@ impl Config {
             self.dns.timeout,
         )?;
         self.validate_dns()?;
-        if self.cpu.interval.is_zero() {
-            return err("cpu.interval", "must be longer than 0s".into());
-        }
+        check_probe_timing(
+            "cpu.interval",
+            "cpu.timeout",
+            self.cpu.interval,
+            self.cpu.timeout,
+        )?;
         Ok(())
     }
 }

@@ -18,7 +18,8 @@ pub struct Row {
 /// Runs every probe of `config` once, concurrently, each under its deadline.
 pub async fn run(config: &Config) -> Vec<Row> {
     let metrics = Metrics::new();
-    let built = agent::build(config, &metrics);
+    let status = std::sync::Arc::new(crate::status::StatusBoard::default());
+    let built = agent::build(config, &metrics, &status);
     let runs = built.probes.into_iter().map(|p| async move {
         let probe = p.name().to_owned();
         let (result, latency) = run_once(p).await;

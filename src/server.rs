@@ -110,15 +110,13 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(exposition::wants_openmetrics);
-    let body = state.metrics.encode();
-    if openmetrics {
-        with_type(text(StatusCode::OK, body), exposition::OPENMETRICS_TYPE)
+    let body = state.metrics.encode_as(openmetrics);
+    let content_type = if openmetrics {
+        exposition::OPENMETRICS_TYPE
     } else {
-        with_type(
-            text(StatusCode::OK, exposition::to_prometheus_text(&body)),
-            exposition::TEXT_TYPE,
-        )
-    }
+        exposition::TEXT_TYPE
+    };
+    with_type(text(StatusCode::OK, body), content_type)
 }
 
 const INDEX: &str = "<!doctype html><html><head><title>nodevitals</title></head><body>\

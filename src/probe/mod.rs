@@ -2,6 +2,7 @@
 //! the scheduler (not the probe) decides when to run it, enforces its deadline and
 //! records `nodevitals_probe_success` / `nodevitals_probe_duration_seconds`.
 
+pub mod cpu;
 pub mod dns;
 pub mod kubelet;
 pub mod runtime;

@@ -3,6 +3,7 @@
 //! its guard drops, however the test ends.
 #![allow(dead_code)] // each integration test binary uses a different subset
 
+pub mod cgroup;
 pub mod containerd;
 pub mod dns_config;
 pub mod dns_responder;

@@ -45,6 +45,11 @@ impl DockerClient {
         .map_err(|e| e.to_string());
         Self { socket, docker }
     }
+
+    /// The API client, for other readers of this runtime (container identity).
+    pub fn api(&self) -> Result<Docker, String> {
+        self.docker.clone()
+    }
 }
 
 impl RuntimeClient for DockerClient {

@@ -1,0 +1,338 @@
+//! CPU metrics. The per-container series are rendered from the probe's latest
+//! [`CpuSnapshot`] by a custom collector, once per snapshot (not per scrape:
+//! 1,000 containers are 7,000 series), and `/metrics` appends that text. A
+//! container's series vanish with its cgroup: there is no registry of stale
+//! series.
+//! Kubernetes containers are labelled `namespace,pod,container`; others `id`
+//! (and `name` when the runtime has one).
+
+use crate::config::RuntimeKind;
+use crate::probe::cpu::snapshot::{ContainerSample, CpuSnapshot};
+use crate::probe::cpu::{CgroupFile, CpuError};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeLabel, EncodeLabelSet, LabelSetEncoder,
+    MetricEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::fmt;
+use std::ops::Range;
+use std::sync::{Arc, RwLock};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FileLabels {
+    file: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefreshLabels {
+    runtime: &'static str,
+    result: &'static str,
+}
+
+/// The latest snapshot's series: OpenMetrics text, and for each family the
+/// byte range of its `# HELP`/`# TYPE` header with that header in the
+/// Prometheus text format. The two formats differ only in those headers, so
+/// the samples are kept once.
+#[derive(Default)]
+pub(super) struct Rendered {
+    openmetrics: String,
+    text_headers: Vec<(Range<usize>, String)>,
+}
+
+impl Rendered {
+    fn new(openmetrics: String) -> Self {
+        let mut text_headers = Vec::new();
+        let (mut pos, mut help_at) = (0, None);
+        for line in openmetrics.split_inclusive('\n') {
+            let start = pos;
+            pos += line.len();
+            if line.starts_with("# HELP ") {
+                help_at = Some(start);
+            } else if line.starts_with("# TYPE ") {
+                let range = help_at.take().unwrap_or(start)..pos;
+                let text = super::exposition::to_prometheus_text(&openmetrics[range.clone()]);
+                text_headers.push((range, text));
+            } else {
+                help_at = None;
+            }
+        }
+        Self {
+            openmetrics,
+            text_headers,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.openmetrics.len()
+    }
+
+    /// Appends the series in OpenMetrics or in the Prometheus text format.
+    pub(super) fn write(&self, out: &mut String, openmetrics: bool) {
+        if openmetrics {
+            out.push_str(&self.openmetrics);
+            return;
+        }
+        let mut at = 0;
+        for (range, text) in &self.text_headers {
+            out.push_str(&self.openmetrics[at..range.start]);
+            out.push_str(text);
+            at = range.end;
+        }
+        out.push_str(&self.openmetrics[at..]);
+    }
+}
+
+#[derive(Clone)]
+pub struct CpuMetrics {
+    rendered: Arc<RwLock<Arc<Rendered>>>,
+    parse_errors: Family<FileLabels, Counter>,
+    read_errors: Family<FileLabels, Counter>,
+    refreshes: Family<RefreshLabels, Counter>,
+}
+
+impl CpuMetrics {
+    pub(super) fn register(r: &mut Registry) -> Self {
+        let m = Self {
+            rendered: Arc::default(),
+            parse_errors: Family::default(),
+            read_errors: Family::default(),
+            refreshes: Family::default(),
+        };
+        r.register(
+            "cpu_parse_errors",
+            "cgroup and pressure files whose content was rejected, by file name",
+            m.parse_errors.clone(),
+        );
+        r.register(
+            "cpu_read_errors",
+            "cgroup and pressure files that could not be read (other than vanished cgroups), by file name",
+            m.read_errors.clone(),
+        );
+        r.register(
+            "cpu_identity_refreshes",
+            "Container lists fetched from a runtime to name container cgroups, by result",
+            m.refreshes.clone(),
+        );
+        for f in CgroupFile::ALL {
+            let l = FileLabels { file: f.as_str() };
+            let _ = m.parse_errors.get_or_create(&l);
+            let _ = m.read_errors.get_or_create(&l);
+        }
+        m
+    }
+
+    /// Makes `snapshot` what the next scrape shows.
+    pub fn publish(&self, snapshot: Arc<CpuSnapshot>) {
+        let rendered = Arc::new(Rendered::new(render(snapshot)));
+        *self.rendered.write().unwrap_or_else(|e| e.into_inner()) = rendered;
+    }
+
+    /// Removes every per-container series (the probe was turned off).
+    pub fn clear(&self) {
+        *self.rendered.write().unwrap_or_else(|e| e.into_inner()) = Arc::default();
+    }
+
+    /// The rendered series of the latest snapshot.
+    pub(super) fn rendered(&self) -> Arc<Rendered> {
+        Arc::clone(&self.rendered.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn count_error(&self, e: &CpuError) {
+        let (family, file) = match e {
+            CpuError::Read { file, .. } => (&self.read_errors, file),
+            CpuError::Parse { file, .. } => (&self.parse_errors, file),
+        };
+        family
+            .get_or_create(&FileLabels {
+                file: file.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn init_runtime(&self, runtime: RuntimeKind) {
+        for result in ["ok", "error"] {
+            let _ = self.refreshes.get_or_create(&RefreshLabels {
+                runtime: runtime.as_str(),
+                result,
+            });
+        }
+    }
+
+    pub fn count_refresh(&self, runtime: RuntimeKind, ok: bool) {
+        self.refreshes
+            .get_or_create(&RefreshLabels {
+                runtime: runtime.as_str(),
+                result: if ok { "ok" } else { "error" },
+            })
+            .inc();
+    }
+}
+
+/// `namespace,pod,container` for Kubernetes containers, else `id[,name]`.
+struct ContainerLabels<'a>(&'a ContainerSample);
+
+impl EncodeLabelSet for ContainerLabels<'_> {
+    fn encode(&self, enc: &mut LabelSetEncoder) -> fmt::Result {
+        let identity = &self.0.identity;
+        match &identity.kubernetes {
+            Some(k) => {
+                ("namespace", k.namespace.as_str()).encode(enc.encode_label())?;
+                ("pod", k.pod.as_str()).encode(enc.encode_label())?;
+                ("container", k.container.as_str()).encode(enc.encode_label())
+            }
+            None => {
+                ("id", self.0.reading.id.as_str()).encode(enc.encode_label())?;
+                match &identity.name {
+                    Some(name) => ("name", name.as_str()).encode(enc.encode_label()),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+type Kind = [(&'static str, &'static str); 1];
+const SOME: Kind = [("kind", "some")];
+const FULL: Kind = [("kind", "full")];
+
+#[derive(Debug)]
+struct SnapshotCollector {
+    snap: Arc<CpuSnapshot>,
+}
+
+/// The exposition text of a snapshot's series, through the same encoder (and
+/// prefix) as the rest of the registry.
+fn render(snap: Arc<CpuSnapshot>) -> String {
+    // About 130 bytes per series, 7 series per container.
+    let mut out = String::with_capacity(4096 + snap.containers.len() * 1024);
+    let mut r = Registry::with_prefix(super::PREFIX);
+    r.register_collector(Box::new(SnapshotCollector { snap }));
+    if let Err(e) = prometheus_client::encoding::text::encode_registry(&mut out, &r) {
+        tracing::error!(error = %e, "encoding CPU metrics failed");
+    }
+    out
+}
+
+/// One metric family: its descriptor, then one sample per label set.
+fn family<S: EncodeLabelSet, V>(
+    enc: &mut DescriptorEncoder,
+    (name, help, ty): (&str, &str, MetricType),
+    samples: impl Iterator<Item = (S, V)>,
+    put: fn(MetricEncoder<'_>, &V) -> fmt::Result,
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, ty)?;
+    for (labels, v) in samples {
+        put(m.encode_family(&labels)?, &v)?;
+    }
+    Ok(())
+}
+
+fn counters<S: EncodeLabelSet, V: EncodeCounterValue>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl Iterator<Item = (S, V)>,
+) -> fmt::Result {
+    family(
+        enc,
+        (name, help, MetricType::Counter),
+        samples,
+        |mut m, v| m.encode_counter::<NoLabelSet, V, f64>(v, None),
+    )
+}
+
+fn gauges<S: EncodeLabelSet>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl Iterator<Item = (S, f64)>,
+) -> fmt::Result {
+    family(enc, (name, help, MetricType::Gauge), samples, |mut m, v| {
+        m.encode_gauge(v)
+    })
+}
+
+fn seconds_ns(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+fn seconds_us(us: u64) -> f64 {
+    us as f64 / 1e6
+}
+
+// Help texts end with a period: the registry adds one to registered metrics,
+// collectors write theirs as given.
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let snap = &self.snap;
+        let all = || snap.containers.iter().map(ContainerLabels);
+        let throttling = || all().filter_map(|l| l.0.reading.throttling.map(|t| (l, t)));
+        enc.encode_descriptor(
+            "cpu_containers",
+            "Container cgroups found by the last CPU scan.",
+            None,
+            MetricType::Gauge,
+        )?
+        .encode_gauge(&(snap.containers.len() as u64))?;
+        counters(
+            &mut enc,
+            "container_cpu_periods",
+            "CFS enforcement periods in which the container was runnable (cpu.stat nr_periods).",
+            throttling().map(|(l, t)| (l, t.periods)),
+        )?;
+        counters(
+            &mut enc,
+            "container_cpu_throttled_periods",
+            "CFS periods in which the container hit its quota and was throttled (cpu.stat nr_throttled).",
+            throttling().map(|(l, t)| (l, t.throttled_periods)),
+        )?;
+        counters(
+            &mut enc,
+            "container_cpu_throttled_seconds",
+            "Total time the container's threads were throttled (cpu.stat throttled_time / throttled_usec).",
+            throttling().map(|(l, t)| (l, seconds_ns(t.throttled_ns))),
+        )?;
+        counters(
+            &mut enc,
+            "container_cpu_usage_seconds",
+            "CPU time consumed by the container (cpuacct.usage on v1, cpu.stat usage_usec on v2).",
+            all().filter_map(|l| l.0.reading.usage_ns.map(|u| (l, seconds_ns(u)))),
+        )?;
+        gauges(
+            &mut enc,
+            "container_cpu_limit_cores",
+            "CFS quota in cores (quota / period); absent when the container has no CPU limit.",
+            all().filter_map(|l| l.0.reading.limit.and_then(|x| x.cores()).map(|c| (l, c))),
+        )?;
+        gauges(
+            &mut enc,
+            "container_cpu_throttled_ratio",
+            "Throttled periods / periods over the last scan interval (0 to 1).",
+            all().filter_map(|l| l.0.throttled_ratio.map(|r| (l, r))),
+        )?;
+        counters(
+            &mut enc,
+            "container_cpu_pressure_seconds",
+            "Time some (or all) of the container's tasks were stalled waiting for CPU (cgroup v2 cpu.pressure).",
+            all().filter_map(|l| l.0.reading.pressure.map(|p| (l, p))).flat_map(|(l, p)| {
+                let some = Some(((ContainerLabels(l.0), SOME), seconds_us(p.some_us)));
+                let full = p.full_us.map(|f| ((ContainerLabels(l.0), FULL), seconds_us(f)));
+                some.into_iter().chain(full)
+            }),
+        )?;
+        let node = snap.node_pressure;
+        counters(
+            &mut enc,
+            "node_cpu_pressure_seconds",
+            "Time some (or all) runnable tasks of the node were stalled waiting for CPU (/proc/pressure/cpu).",
+            node.into_iter().flat_map(|p| {
+                let some = Some((SOME, seconds_us(p.some_us)));
+                some.into_iter().chain(p.full_us.map(|f| (FULL, seconds_us(f))))
+            }),
+        )
+    }
+}
