@@ -149,7 +149,14 @@ impl Engine {
 
     async fn step(&mut self, h: &RuntimeHealth) {
         let obs = self.observation(h);
-        match self.machine.observe(&obs) {
+        let answered_before = self.machine.history().answered;
+        let decision = self.machine.observe(&obs);
+        if self.machine.history().answered && !answered_before {
+            // Persist the first answer: it is what makes a later refusal a
+            // dead runtime rather than a wrong path, across agent restarts.
+            self.save().await;
+        }
+        match decision {
             Decision::Nothing => {}
             Decision::Skip(reason) => self.skipped(reason, &obs),
             Decision::Restart => self.restart(&obs).await,

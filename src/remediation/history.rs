@@ -20,6 +20,9 @@ pub(crate) struct History {
     pub step: Duration,
     /// No restart before this time (last restart + jittered step).
     pub next_allowed: Option<Instant>,
+    /// The runtime has answered at this endpoint at some point (persisted, so an
+    /// agent restarted during an outage still knows the path is right).
+    pub answered: bool,
 }
 
 impl History {

@@ -62,7 +62,7 @@ pub(crate) enum SkipReason {
     /// Failing, but the runtime answered (perhaps late) within `hang_after`.
     NotAHang,
     /// The agent cannot reach the runtime because of its own setup (or the
-    /// socket refuses and never answered since the agent started).
+    /// socket refuses and the runtime never answered at this endpoint).
     Misconfigured,
     /// The restart would kill running containers and policy refuses that.
     KillsWorkloads,
@@ -234,6 +234,9 @@ impl Machine {
             return Decision::Nothing;
         }
         let first_seen = *self.first_seen.get_or_insert(o.now);
+        if o.last_answer.is_some() {
+            self.history.answered = true;
+        }
         self.history.prune(o.now, self.policy.window);
         match self.state {
             // The engine does not observe while it restarts; nothing to decide.
@@ -254,10 +257,13 @@ impl Machine {
         if o.consecutive_failures < self.policy.failure_threshold {
             return Decision::Nothing;
         }
-        // A socket that was never answered on since the agent started and is
-        // absent or refusing is more likely a wrong path than a dead runtime:
-        // reported like a misconfiguration, never remediated.
-        let never_answered_refused = o.outcome == Some(Outcome::Refused) && o.last_answer.is_none();
+        // A socket that never answered (not since the agent started, nor ever
+        // according to the state file) and is absent or refusing is more likely
+        // a wrong path than a dead runtime: reported like a misconfiguration,
+        // never remediated.
+        let never_answered_refused = o.outcome == Some(Outcome::Refused)
+            && o.last_answer.is_none()
+            && !self.history.answered;
         if o.outcome == Some(Outcome::Misconfigured) || never_answered_refused {
             return Decision::Skip(SkipReason::Misconfigured);
         }
@@ -514,6 +520,30 @@ mod tests {
         let (d, rounds) = s.until_decision(Outcome::Refused, 100).await;
         assert_eq!(d, Decision::Restart);
         assert_eq!(rounds, 10);
+    }
+
+    /// An agent restarted while the runtime is down: the state file says the
+    /// runtime answered at this endpoint before, so refusal means dead.
+    #[tokio::test(start_paused = true)]
+    async fn refused_after_an_answer_remembered_from_the_state_file() {
+        let mut s = Sim::new(policy());
+        s.m = Machine::new(
+            policy(),
+            History {
+                answered: true,
+                ..History::default()
+            },
+        );
+        let (d, _) = s.until_decision(Outcome::Refused, 100).await;
+        assert_eq!(d, Decision::Restart);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_is_remembered_in_the_history() {
+        let mut s = Sim::new(policy());
+        assert!(!s.m.history().answered);
+        s.round(SEC, Outcome::Ok).await;
+        assert!(s.m.history().answered);
     }
 
     #[tokio::test(start_paused = true)]

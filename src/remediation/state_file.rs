@@ -39,6 +39,9 @@ pub(crate) struct Persisted {
     pub backoff_step_seconds: f64,
     pub next_allowed_unix: Option<f64>,
     pub events: Vec<Event>,
+    /// Whether the runtime ever answered at this endpoint; absent in older files.
+    #[serde(default)]
+    pub answered: bool,
 }
 
 impl Persisted {
@@ -49,6 +52,7 @@ impl Persisted {
             backoff_step_seconds: h.step.as_secs_f64(),
             next_allowed_unix: h.next_allowed.map(|t| clock.to_unix(t)),
             events: events[events.len().saturating_sub(MAX_EVENTS)..].to_vec(),
+            answered: h.answered,
         }
     }
 
@@ -61,6 +65,7 @@ impl Persisted {
                 .collect(),
             step: Duration::try_from_secs_f64(self.backoff_step_seconds).unwrap_or_default(),
             next_allowed: self.next_allowed_unix.map(|u| clock.to_future_instant(u)),
+            answered: self.answered,
         }
     }
 }
@@ -92,6 +97,8 @@ pub(crate) fn conservative(p: &Policy, clock: WallClock) -> History {
         restarts: vec![clock.instant; p.max_restarts.max(1) as usize],
         step: p.backoff_max,
         next_allowed: Some(clock.instant + p.backoff_max),
+        // A restart budget was spent on it: the endpoint is taken as real.
+        answered: true,
     }
 }
 
@@ -197,12 +204,14 @@ mod tests {
             ],
             step: Duration::from_secs(120),
             next_allowed: Some(clock.instant + Duration::from_secs(110)),
+            answered: true,
         };
         save(&path, &Persisted::from_history(&h, &[event()], clock)).unwrap();
         let back = load(&path).unwrap().unwrap();
         assert_eq!(back.events, vec![event()]);
         let h2 = back.history(clock);
         assert_eq!(h2.step, h.step);
+        assert!(h2.answered);
         for (a, b) in h.restarts.iter().zip(&h2.restarts) {
             assert!(a.max(b).duration_since(*a.min(b)) < Duration::from_millis(1));
         }
