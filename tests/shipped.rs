@@ -498,6 +498,7 @@ fn toml_examples_in_the_docs_are_valid_configs() {
         "README.md",
         "docs/deploy.md",
         "docs/cri.md",
+        "docs/cpu.md",
         "systemd/README.md",
     ] {
         let text = read(doc);
