@@ -81,6 +81,18 @@ fn mean_ping_seconds(agent: &AgentProcess) -> (f64, f64) {
     )
 }
 
+/// The agent probing `d` and `kubelet` every `interval`, its state in `dir`.
+fn start(
+    dir: &tempfile::TempDir,
+    d: &Dockerd,
+    kubelet: &FakeKubelet,
+    interval: &str,
+) -> AgentProcess {
+    let state_dir = dir.path().to_string_lossy();
+    let config = config(&d.endpoint(), &kubelet.url(), interval, &state_dir);
+    AgentProcess::start(dir.path(), &config, &[])
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let scale = |secs: u64| Duration::from_secs(if full { secs } else { 2 });
@@ -89,16 +101,7 @@ fn main() {
     let dir = short_tempdir("bench");
 
     // 1. Steady-state RSS, probes at 1 s.
-    let agent = AgentProcess::start(
-        dir.path(),
-        &config(
-            &d.endpoint(),
-            &kubelet.url(),
-            "1s",
-            &dir.path().to_string_lossy(),
-        ),
-        &[],
-    );
+    let agent = start(&dir, &d, &kubelet, "1s");
     std::thread::sleep(scale(60));
     let (rss, hwm) = rss_kib(agent.pid());
     println!("rss_steady_kib={rss} rss_peak_kib={hwm} (docker+kubelet probes at 1s)");
@@ -136,16 +139,7 @@ fn main() {
 
     // 3. CPU at default intervals (10 s).
     let dir = short_tempdir("bench");
-    let agent = AgentProcess::start(
-        dir.path(),
-        &config(
-            &d.endpoint(),
-            &kubelet.url(),
-            "10s",
-            &dir.path().to_string_lossy(),
-        ),
-        &[],
-    );
+    let agent = start(&dir, &d, &kubelet, "10s");
     std::thread::sleep(Duration::from_secs(1));
     let cpu0 = cpu_seconds(agent.pid());
     let window = scale(60);
