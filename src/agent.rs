@@ -107,9 +107,12 @@ fn cpu_probe(
         let Ok(socket) = crate::endpoint::socket_path(&rt.endpoint) else {
             continue;
         };
-        if rt.kind == crate::config::RuntimeKind::Docker {
-            directories.push(Arc::new(DockerClient::new(socket, config.cpu.timeout)));
-        }
+        directories.push(match rt.kind {
+            RuntimeKind::Docker => Arc::new(DockerClient::new(socket, config.cpu.timeout)),
+            kind @ (RuntimeKind::Containerd | RuntimeKind::Crio) => {
+                Arc::new(CriClient::new(kind, socket))
+            }
+        });
     }
     CpuProbe::new(
         CpuProbeConfig {

@@ -16,23 +16,13 @@ const USAGE_S: &str = "nodevitals_container_cpu_usage_seconds_total";
 const LIMIT: &str = "nodevitals_container_cpu_limit_cores";
 const RATIO: &str = "nodevitals_container_cpu_throttled_ratio";
 
-/// `runtime` (or none), the CPU probe every second on the host's cgroups, and
-/// nothing else.
-fn config(runtime: &str) -> String {
-    let cpu_on = support::ONLY_RUNTIME.replace(
-        "[cpu]\nenabled = false",
-        "[cpu]\ninterval = \"1s\"\ntimeout = \"1s\"",
-    );
-    format!("[paths]\ncgroup = \"/sys/fs/cgroup\"\n\n{runtime}{cpu_on}")
-}
-
 #[test]
 fn counters_equal_the_kernels_cpu_stat_of_a_real_quota() {
     let mut cg = QuotaCgroup::create("kernel", 10_000, 100_000);
     cg.start_busy_loop();
     let dir = short_tempdir("cpu-kernel");
     // No runtime: the cgroup is named like a container, so it gets an id label.
-    let agent = AgentProcess::start(dir.path(), &config(""), &[]);
+    let agent = AgentProcess::start(dir.path(), &support::cpu_config(""), &[]);
     let cid = cg.id.clone();
     let id = [("id", cid.as_str())];
     let m = agent.wait_metrics(
@@ -105,7 +95,7 @@ fn kubernetes_container_series_carry_pod_labels_and_vanish_with_it() {
         "[[runtime]]\nkind = \"docker\"\nendpoint = \"{}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n",
         d.endpoint()
     );
-    let agent = AgentProcess::start(dir.path(), &config(&runtime), &[]);
+    let agent = AgentProcess::start(dir.path(), &support::cpu_config(&runtime), &[]);
     let m = agent.wait_metrics(
         Duration::from_secs(40),
         "the pod's throttling",

@@ -5,6 +5,7 @@
 mod support;
 
 use std::time::Duration;
+use support::cgroup::QuotaCgroup;
 use support::containerd::Containerd;
 use support::{short_tempdir, AgentProcess, Metrics};
 use tokio::time::Instant;
@@ -12,18 +13,15 @@ use tokio::time::Instant;
 const INTERVAL: Duration = Duration::from_secs(1);
 const DEADLINE: Duration = Duration::from_secs(1);
 
-fn config(endpoint: &str) -> String {
+/// The `[[runtime]]` entry for the containerd at `endpoint`.
+fn runtime_entry(endpoint: &str) -> String {
     format!(
-        r#"
-[[runtime]]
-kind = "containerd"
-endpoint = "{endpoint}"
-interval = "1s"
-timeout = "1s"
-
-{only}"#,
-        only = support::ONLY_RUNTIME
+        "[[runtime]]\nkind = \"containerd\"\nendpoint = \"{endpoint}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n"
     )
+}
+
+fn config(endpoint: &str) -> String {
+    format!("{}{}", runtime_entry(endpoint), support::ONLY_RUNTIME)
 }
 
 const UP: &str = "nodevitals_runtime_up";
@@ -208,4 +206,55 @@ fn dockerd_and_its_containerd_are_both_probed() {
     agent.wait_metrics(Duration::from_secs(10), "docker and containerd up", |m| {
         m.get(UP, CONTAINERD) == Some(1.0) && m.get(UP, &[("runtime", "docker")]) == Some(1.0)
     });
+}
+
+/// Runs the CPU probe with `c` as its only runtime and a cgroup named like a
+/// container that `c` does not know, until the probe has asked `c` to name it
+/// and the cgroup's series is out; every such ask succeeded. Returns the
+/// cgroup's limit series line.
+fn cgroup_named_through(c: &Containerd) -> String {
+    let cg = QuotaCgroup::create("cri-names", 100_000, 100_000);
+    let dir = short_tempdir("agent");
+    let config = support::cpu_config(&runtime_entry(&c.endpoint()));
+    let agent = AgentProcess::start(dir.path(), &config, &[]);
+    let refreshes = |m: &Metrics, result| {
+        m.get(
+            "nodevitals_cpu_identity_refreshes_total",
+            &[("runtime", "containerd"), ("result", result)],
+        )
+    };
+    const LIMIT: &str = "nodevitals_container_cpu_limit_cores";
+    let id = [("id", cg.id.as_str())];
+    let m = agent.wait_metrics(
+        Duration::from_secs(10),
+        "a containerd identity refresh and the cgroup's series",
+        |m| refreshes(m, "ok").is_some_and(|n| n >= 1.0) && m.get(LIMIT, &id).is_some(),
+    );
+    assert_eq!(refreshes(&m, "error"), Some(0.0), "{}", m.text);
+    m.text
+        .lines()
+        .find(|l| l.starts_with(LIMIT) && l.contains(&cg.id))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The CPU probe names container cgroups through containerd's CRI
+/// `ListContainers`, and the real daemon's answer decodes. (No CRI container
+/// can be created here to be named: `RunPodSandbox` needs the pause image from
+/// a registry; the labels and metadata are pinned on wire bytes in
+/// `src/probe/cpu/cri_directory.rs`.)
+#[test]
+fn cpu_probe_asks_containerd_to_name_container_cgroups() {
+    let c = Containerd::start("cri-cpu-names");
+    let line = cgroup_named_through(&c);
+    // containerd does not list it, so it keeps its id label only.
+    assert!(!line.contains("namespace="), "{line}");
+}
+
+/// containerd without CRI (a Docker node's) has no CRI containers to name:
+/// its `Unimplemented` is an empty list, not a failed refresh every 30 s.
+#[test]
+fn cpu_probe_finds_no_containers_in_containerd_without_cri() {
+    let c = Containerd::start_without_cri("cri-cpu-off");
+    cgroup_named_through(&c);
 }

@@ -48,6 +48,16 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
 /// reach beyond loopback (DNS to the host's resolvers) or need a Kubernetes node.
 pub const ONLY_RUNTIME: &str = concat!("\n[remediation]\nenabled = false\n\n", other_probes_off!());
 
+/// `runtime` entries (or none), the CPU probe every second on the host's
+/// cgroups, and nothing else.
+pub fn cpu_config(runtime: &str) -> String {
+    let cpu_on = ONLY_RUNTIME.replace(
+        "[cpu]\nenabled = false",
+        "[cpu]\ninterval = \"1s\"\ntimeout = \"1s\"",
+    );
+    format!("[paths]\ncgroup = \"/sys/fs/cgroup\"\n\n{runtime}{cpu_on}")
+}
+
 /// A config probing the Docker daemon at `endpoint` every second, and nothing else.
 pub fn docker_config(endpoint: &str) -> String {
     format!(

@@ -1,7 +1,8 @@
 //! Container identity: container id -> Kubernetes `namespace/pod/container`
 //! (or the runtime's name outside Kubernetes), from the runtimes' own lists
-//! through the small [`ContainerDirectory`] trait (Docker here; CRI runtimes
-//! implement it with `ListContainers`). Cached; the runtimes are asked again
+//! through the small [`ContainerDirectory`] trait (Docker in
+//! `docker_directory.rs`, containerd and CRI-O with `ListContainers` in
+//! `cri_directory.rs`). Cached; the runtimes are asked again
 //! only when a scan finds an id the cache does not know, and an id no runtime
 //! knows (a cgroup made by something else) is asked about at most every
 //! [`UNKNOWN_RETRY`]. Emits no metrics itself; the probe counts refreshes in

@@ -11,6 +11,7 @@
 //! `nodevitals_cpu_parse_errors_total{file}`, `nodevitals_cpu_read_errors_total{file}`,
 //! `nodevitals_cpu_identity_refreshes_total{runtime,result}`.
 
+mod cri_directory;
 mod discover;
 mod docker_directory;
 pub mod hierarchy;

@@ -17,6 +17,7 @@ use super::cri_transport::Connection;
 use super::{count_states, Answer, CallError, CallFuture, Operation, RuntimeClient};
 use crate::config::RuntimeKind;
 use http::uri::{PathAndQuery, Uri};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -46,6 +47,33 @@ impl CriClient {
     }
 }
 
+impl CriClient {
+    fn rpc(&self) -> Call {
+        Call {
+            connection: self.connection.clone(),
+            socket: self.socket.clone(),
+        }
+    }
+
+    /// Every CRI container (`ListContainers`, no filter), with its metadata
+    /// and labels, for naming container cgroups. A containerd without its CRI
+    /// plugin has no CRI containers: an empty list, not a failure.
+    pub(crate) fn containers(
+        &self,
+    ) -> impl Future<Output = Result<Vec<msg::Container>, CallError>> + Send + 'static {
+        let (call, kind) = (self.rpc(), self.kind);
+        async move {
+            match call.list_containers().await {
+                Ok(containers) => Ok(containers),
+                Err(Failure::Status(s)) if kind == RuntimeKind::Containerd && not_served(&s) => {
+                    Ok(Vec::new())
+                }
+                Err(f) => Err(call.classify(f)),
+            }
+        }
+    }
+}
+
 impl RuntimeClient for CriClient {
     fn kind(&self) -> RuntimeKind {
         self.kind
@@ -65,10 +93,7 @@ impl RuntimeClient for CriClient {
     }
 
     fn call(&self, op: Operation) -> CallFuture {
-        let call = Call {
-            connection: self.connection.clone(),
-            socket: self.socket.clone(),
-        };
+        let call = self.rpc();
         let (kind, cri_absent) = (self.kind, Arc::clone(&self.cri_absent));
         Box::pin(async move {
             match op {
@@ -90,10 +115,8 @@ impl RuntimeClient for CriClient {
                     Ok(Answer::Sandboxes(count_enum(SANDBOX_STATES, states)))
                 }
                 Operation::ListContainers => {
-                    let req = msg::ListContainersRequest {};
-                    let resp: msg::ListContainersResponse =
-                        call.unary(msg::LIST_CONTAINERS_PATH, req).await?;
-                    let states = resp.containers.iter().map(|c| c.state);
+                    let containers = call.list_containers().await.map_err(|f| call.classify(f))?;
+                    let states = containers.iter().map(|c| c.state);
                     Ok(Answer::Containers(count_enum(CONTAINER_STATES, states)))
                 }
                 // Version is the liveness call; any other operation is not CRI's
@@ -151,6 +174,12 @@ impl Call {
         .await
         .map(tonic::Response::into_inner)
         .map_err(Failure::Status)
+    }
+
+    async fn list_containers(&self) -> Result<Vec<msg::Container>, Failure> {
+        let req = msg::ListContainersRequest {};
+        let resp: msg::ListContainersResponse = self.raw(msg::LIST_CONTAINERS_PATH, req).await?;
+        Ok(resp.containers)
     }
 
     fn classify(&self, f: Failure) -> CallError {

@@ -1,6 +1,6 @@
 //! The CRI v1 (`runtime.v1`) protobuf messages of the four RPCs the probe
 //! makes, written by hand so the build needs no `protoc`. Field numbers are
-//! those of `k8s.io/cri-api/pkg/apis/runtime/v1/api.proto`; fields the probe
+//! those of `k8s.io/cri-api/pkg/apis/runtime/v1/api.proto`; fields the agent
 //! does not read are left out (protobuf decoding skips unknown fields), which
 //! also keeps decoding a large container list cheap.
 
@@ -105,13 +105,34 @@ pub(crate) struct ListContainersResponse {
     pub containers: Vec<Container>,
 }
 
+/// The fields the probe counts containers by (`state`) and the CPU probe names
+/// their cgroups with (`metadata`, `created_at`, `labels`). Left out: the
+/// sandbox id, image and `annotations`, the biggest of the maps.
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct Container {
     #[prost(string, tag = "1")]
     pub id: String,
+    #[prost(message, optional, tag = "3")]
+    pub metadata: Option<ContainerMetadata>,
     /// `ContainerState`: 0 CREATED, 1 RUNNING, 2 EXITED, 3 UNKNOWN.
     #[prost(int32, tag = "6")]
     pub state: i32,
+    /// Creation time, nanoseconds since the epoch.
+    #[prost(int64, tag = "7")]
+    pub created_at: i64,
+    /// The kubelet's `io.kubernetes.*` labels among others.
+    #[prost(map = "string, string", tag = "8")]
+    pub labels: std::collections::HashMap<String, String>,
+}
+
+/// The name the container was created with (the container's name in its pod
+/// for the kubelet) and its restart count.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct ContainerMetadata {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(uint32, tag = "2")]
+    pub attempt: u32,
 }
 
 /// CRI `ContainerState` names, indexed by enum value; the `state` label values.
@@ -138,7 +159,8 @@ mod tests {
 
     /// Wire bytes of a `Container` as the full CRI message encodes it: id (1),
     /// pod_sandbox_id (2), metadata (3, nested), image_ref (5), state (6),
-    /// created_at (7), a labels map entry (8). Only id and state must survive.
+    /// created_at (7), a labels map entry (8). The sandbox id and image are
+    /// skipped; the rest is what the agent reads.
     #[test]
     fn container_decodes_from_full_cri_encoding() {
         let mut buf = Vec::new();
@@ -151,7 +173,10 @@ mod tests {
         buf.extend_from_slice(&[0x42, 6, 0x0a, 1, b'k', 0x12, 1, b'v']); // 8: labels
         let c = Container::decode(buf.as_slice()).unwrap();
         assert_eq!(c.id, "abc");
+        assert_eq!(c.metadata.map(|m| m.name).as_deref(), Some("nm"));
         assert_eq!(state_name(CONTAINER_STATES, c.state), "running");
+        assert_eq!(c.created_at, 150);
+        assert_eq!(c.labels.get("k").map(String::as_str), Some("v"));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 pub mod classify;
 pub mod cri;
-mod cri_messages;
+pub(crate) mod cri_messages;
 mod cri_transport;
 pub mod detect;
 pub mod docker;

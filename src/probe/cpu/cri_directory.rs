@@ -1,0 +1,159 @@
+//! [`ContainerDirectory`] for containerd and CRI-O, through the CRI client and
+//! its connection: one `ListContainers` RPC (no filter), whose labels carry the
+//! kubelet's `io.kubernetes.*` names and whose metadata the container's own
+//! name. Emits no metrics.
+
+use super::identity::{ContainerDirectory, DirectoryError, DirectoryFuture, Identity};
+use crate::config::RuntimeKind;
+use crate::probe::runtime::cri::CriClient;
+use crate::probe::runtime::cri_messages::Container;
+use crate::probe::runtime::RuntimeClient;
+
+impl ContainerDirectory for CriClient {
+    fn runtime(&self) -> RuntimeKind {
+        self.kind()
+    }
+
+    fn list(&self) -> DirectoryFuture {
+        let (runtime, containers) = (self.kind(), self.containers());
+        Box::pin(async move {
+            let list = containers.await.map_err(|e| DirectoryError {
+                runtime,
+                message: e.message,
+            })?;
+            Ok(list.iter().map(identity).collect())
+        })
+    }
+}
+
+/// A CRI container's id and identity: Kubernetes names from the kubelet's
+/// labels, the metadata name (the container's name in its pod, or whatever a
+/// non-Kubernetes CRI client chose) as `name`.
+fn identity(c: &Container) -> (String, Identity) {
+    let name = c.metadata.as_ref().map(|m| m.name.as_str());
+    let identity = Identity::from_labels(
+        |k| c.labels.get(k).map(String::as_str),
+        name,
+        c.created_at.div_euclid(1_000_000_000),
+    );
+    (c.id.clone(), identity)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The real containerd of `tests/cri_probe.rs` answers this RPC, but no CRI
+    //! container can be created there: `RunPodSandbox` needs the pause image
+    //! from a registry, which the test machines cannot reach. So the labels
+    //! and metadata of a listed container are pinned here on wire bytes.
+
+    use super::*;
+    use crate::probe::cpu::identity::{CONTAINER_LABEL, NAMESPACE_LABEL, POD_LABEL};
+    use crate::probe::runtime::cri_messages::{ContainerMetadata, ListContainersResponse};
+    use prost::Message;
+
+    /// A protobuf length-delimited field: tag byte, varint length, payload.
+    fn field(tag: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let mut len = payload.len();
+        while len >= 0x80 {
+            out.push(0x80 | (len & 0x7f) as u8);
+            len >>= 7;
+        }
+        out.push(len as u8);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// One `labels` map entry (field 8): key is field 1, value field 2.
+    fn label(key: &str, value: &str) -> Vec<u8> {
+        let entry = [field(0x0a, key.as_bytes()), field(0x12, value.as_bytes())].concat();
+        field(0x42, &entry)
+    }
+
+    /// A `ListContainersResponse` as a CRI runtime encodes it, with every field
+    /// of `Container` (also those the agent skips) and two containers: one the
+    /// kubelet made and one a plain CRI client made (`crictl run`).
+    fn wire() -> Vec<u8> {
+        let kube = [
+            field(0x0a, b"c0ffee"),                                      // 1: id
+            field(0x12, b"sandbox1"),                                    // 2: pod_sandbox_id
+            field(0x1a, &[field(0x0a, b"api"), vec![0x10, 2]].concat()), // 3: metadata{name, attempt 2}
+            field(0x22, &field(0x0a, b"registry/api:1")),                // 4: image{image}
+            field(0x2a, b"sha256:ab"),                                   // 5: image_ref
+            vec![0x30, 1],                                               // 6: state RUNNING
+            // 7: created_at 1_700_000_000_500_000_000 ns as a varint
+            vec![0x38, 0x80, 0xca, 0xdd, 0x9f, 0xe5, 0x9f, 0xe7, 0xcb, 0x17],
+            label(NAMESPACE_LABEL, "shop"), // 8: labels
+            label(POD_LABEL, "checkout-7d9f8"),
+            label(CONTAINER_LABEL, "api"),
+            field(0x4a, &[field(0x0a, b"k"), field(0x12, b"v")].concat()), // 9: annotations
+        ]
+        .concat();
+        let plain = [
+            field(0x0a, b"beef"),
+            field(0x1a, &field(0x0a, b"sidecar")),
+            label("app", "x"),
+        ]
+        .concat();
+        [field(0x0a, &kube), field(0x0a, &plain)].concat()
+    }
+
+    #[test]
+    fn wire_bytes_decode_to_metadata_labels_and_creation_time() {
+        let resp = ListContainersResponse::decode(wire().as_slice()).unwrap();
+        let c = &resp.containers[0];
+        assert_eq!(c.id, "c0ffee");
+        assert_eq!(
+            c.metadata,
+            Some(ContainerMetadata {
+                name: "api".into(),
+                attempt: 2
+            })
+        );
+        assert_eq!(c.state, 1);
+        assert_eq!(c.created_at, 1_700_000_000_500_000_000);
+        assert_eq!(c.labels.len(), 3, "annotations are not labels");
+        assert_eq!(c.labels[POD_LABEL], "checkout-7d9f8");
+        assert_eq!(resp.containers[1].labels["app"], "x");
+    }
+
+    #[test]
+    fn kubelet_labels_name_the_container_and_others_keep_their_metadata_name() {
+        let resp = ListContainersResponse::decode(wire().as_slice()).unwrap();
+        let named: Vec<_> = resp.containers.iter().map(identity).collect();
+
+        let (id, kube) = &named[0];
+        assert_eq!(id, "c0ffee");
+        let k = kube.kubernetes.as_ref().unwrap();
+        assert_eq!(
+            (k.namespace.as_str(), k.pod.as_str(), k.container.as_str()),
+            ("shop", "checkout-7d9f8", "api")
+        );
+        assert_eq!(kube.created, 1_700_000_000, "nanoseconds to seconds");
+
+        let (id, plain) = &named[1];
+        assert_eq!(id, "beef");
+        assert_eq!(plain.kubernetes, None);
+        assert_eq!(plain.name.as_deref(), Some("sidecar"));
+    }
+
+    #[test]
+    fn a_container_without_metadata_has_no_name() {
+        let (_, id) = identity(&Container {
+            id: "x".into(),
+            ..Default::default()
+        });
+        assert_eq!(id, Identity::default());
+    }
+
+    /// A runtime whose socket is gone fails the list with the socket named,
+    /// so the cache keeps what it had and the refresh counts as an error.
+    #[tokio::test]
+    async fn a_missing_socket_is_a_directory_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = CriClient::new(RuntimeKind::Crio, dir.path().join("gone.sock"));
+        let e = client.list().await.unwrap_err();
+        assert_eq!(e.runtime, RuntimeKind::Crio);
+        assert!(e.message.contains("gone.sock"), "{}", e.message);
+    }
+}
