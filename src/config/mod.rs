@@ -3,10 +3,15 @@
 //! the key and (for syntax and type errors) the line.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod dns;
+mod runtime;
+
+pub use dns::{DnsConfig, DnsName, DnsQtype, DnsServer, DnsTransport};
+pub use runtime::{RemediationConfig, RestartConfig, RestartMethod, RuntimeConfig, RuntimeKind};
 
 /// Where the agent looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/nodevitals/config.toml";
@@ -84,163 +89,6 @@ impl Default for PathsConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RuntimeKind {
-    Docker,
-    Containerd,
-    Crio,
-}
-
-impl RuntimeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RuntimeKind::Docker => "docker",
-            RuntimeKind::Containerd => "containerd",
-            RuntimeKind::Crio => "crio",
-        }
-    }
-}
-
-impl fmt::Display for RuntimeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuntimeConfig {
-    pub kind: RuntimeKind,
-    pub endpoint: String,
-    #[serde(default = "default_runtime_interval", with = "humantime_serde")]
-    pub interval: Duration,
-    #[serde(default = "default_runtime_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
-    #[serde(default)]
-    pub restart: RestartConfig,
-}
-
-fn default_runtime_interval() -> Duration {
-    Duration::from_secs(10)
-}
-
-fn default_runtime_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-
-impl RuntimeConfig {
-    /// A runtime entry with the defaults of its kind, as auto-detection builds it.
-    pub fn detected(kind: RuntimeKind, endpoint: String) -> Self {
-        Self {
-            kind,
-            endpoint,
-            interval: default_runtime_interval(),
-            timeout: default_runtime_timeout(),
-            restart: RestartConfig::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum RestartMethod {
-    #[default]
-    Signal,
-    Systemd,
-    Command,
-}
-
-/// How to restart one runtime. Unset fields take the defaults of the runtime's
-/// kind (`remediation::defaults`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RestartConfig {
-    pub method: RestartMethod,
-    pub pidfile: Option<PathBuf>,
-    pub process: Option<String>,
-    pub unit: Option<String>,
-    pub command: Vec<String>,
-    /// `signal`: sent first so the daemon dumps its state (dockerd: SIGUSR1 writes
-    /// goroutine stacks); "none" disables it. Unset = the kind's default.
-    pub diagnostic_signal: Option<String>,
-    /// `signal`: how long SIGTERM may take before SIGKILL.
-    #[serde(with = "humantime_serde")]
-    pub grace: Duration,
-    /// `systemd` and `command`: deadline of the restart command.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-    /// `systemd`: the systemctl binary (tests and DaemonSets substitute a wrapper).
-    pub systemctl: PathBuf,
-}
-
-impl Default for RestartConfig {
-    fn default() -> Self {
-        Self {
-            method: RestartMethod::Signal,
-            pidfile: None,
-            process: None,
-            unit: None,
-            command: Vec::new(),
-            diagnostic_signal: None,
-            grace: Duration::from_secs(10),
-            timeout: Duration::from_secs(120),
-            systemctl: "systemctl".into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RemediationConfig {
-    pub enabled: bool,
-    pub dry_run: bool,
-    pub failure_threshold: u32,
-    #[serde(with = "humantime_serde")]
-    pub hang_after: Duration,
-    #[serde(with = "humantime_serde")]
-    pub cooldown: Duration,
-    #[serde(with = "humantime_serde")]
-    pub boot_grace: Duration,
-    #[serde(with = "humantime_serde")]
-    pub backoff_initial: Duration,
-    #[serde(with = "humantime_serde")]
-    pub backoff_max: Duration,
-    pub max_restarts: u32,
-    #[serde(with = "humantime_serde")]
-    pub window: Duration,
-    #[serde(with = "humantime_serde")]
-    pub reset_after: Duration,
-    #[serde(with = "humantime_serde")]
-    pub recovery_timeout: Duration,
-    /// Random extra delay on each backoff step, as a fraction of the step (0..=1).
-    pub backoff_jitter: f64,
-    /// Refuse a restart that would kill running containers (dockerd without
-    /// live-restore), reporting `skipped_total{reason="kills_workloads"}`.
-    pub refuse_if_kills_workloads: bool,
-}
-
-impl Default for RemediationConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            dry_run: false,
-            failure_threshold: 3,
-            hang_after: Duration::from_secs(30),
-            cooldown: Duration::from_secs(120),
-            boot_grace: Duration::from_secs(300),
-            backoff_initial: Duration::from_secs(60),
-            backoff_max: Duration::from_secs(1800),
-            max_restarts: 3,
-            window: Duration::from_secs(3600),
-            reset_after: Duration::from_secs(600),
-            recovery_timeout: Duration::from_secs(120),
-            backoff_jitter: 0.2,
-            refuse_if_kills_workloads: false,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KubeletConfig {
@@ -260,142 +108,6 @@ impl Default for KubeletConfig {
             url: "http://127.0.0.1:10248/healthz".into(),
             interval: Duration::from_secs(10),
             timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DnsConfig {
-    pub enabled: bool,
-    #[serde(with = "humantime_serde")]
-    pub interval: Duration,
-    /// Deadline of one query (a pair: of both answers).
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-    /// Empty: the nameservers of `resolv_conf`.
-    pub servers: Vec<DnsServer>,
-    pub names: Vec<DnsName>,
-    pub qtypes: Vec<DnsQtype>,
-    pub transports: Vec<DnsTransport>,
-    /// Over UDP, send A and AAAA back-to-back from one socket, as glibc and musl do.
-    pub pair: bool,
-    pub resolv_conf: PathBuf,
-    pub lookups: Vec<DnsName>,
-    /// Probe from inside this network namespace (`/proc/<pid>/ns/net`,
-    /// `/var/run/netns/<name>`); unset = the agent's own.
-    pub netns: Option<PathBuf>,
-}
-
-impl Default for DnsConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            interval: Duration::from_secs(10),
-            timeout: Duration::from_secs(2),
-            servers: Vec::new(),
-            names: vec![DnsName("kubernetes.default.svc.cluster.local.".into())],
-            qtypes: vec![DnsQtype::A, DnsQtype::AAAA],
-            transports: vec![DnsTransport::Udp],
-            pair: true,
-            resolv_conf: "/etc/resolv.conf".into(),
-            lookups: Vec::new(),
-            netns: None,
-        }
-    }
-}
-
-/// A DNS server: "ip" (port 53) or "ip:port" ("[v6]:port").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct DnsServer(pub SocketAddr);
-
-impl TryFrom<String> for DnsServer {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let t = s.trim();
-        if let Ok(a) = t.parse::<SocketAddr>() {
-            return Ok(DnsServer(a));
-        }
-        t.parse::<std::net::IpAddr>()
-            .map(|ip| DnsServer(SocketAddr::new(ip, 53)))
-            .map_err(|_| format!("\"{s}\" is not an IP address or ip:port"))
-    }
-}
-
-impl From<DnsServer> for String {
-    fn from(s: DnsServer) -> String {
-        s.0.to_string()
-    }
-}
-
-/// A domain name as written in the config ("a.b." is absolute, "a.b" relative).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct DnsName(pub String);
-
-impl TryFrom<String> for DnsName {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        let t = s.trim();
-        if t.is_empty() || t == "." {
-            return Err("a name must not be empty".into());
-        }
-        hickory_proto::rr::Name::from_ascii(t)
-            .map_err(|e| format!("\"{s}\" is not a valid domain name: {e}"))?;
-        Ok(DnsName(t.to_owned()))
-    }
-}
-
-impl From<DnsName> for String {
-    fn from(n: DnsName) -> String {
-        n.0
-    }
-}
-
-/// The query types the prober sends.
-#[allow(clippy::upper_case_acronyms)] // spelled as in DNS
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum DnsQtype {
-    A,
-    AAAA,
-    CNAME,
-    MX,
-    NS,
-    PTR,
-    SOA,
-    SRV,
-    TXT,
-}
-
-impl DnsQtype {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DnsQtype::A => "A",
-            DnsQtype::AAAA => "AAAA",
-            DnsQtype::CNAME => "CNAME",
-            DnsQtype::MX => "MX",
-            DnsQtype::NS => "NS",
-            DnsQtype::PTR => "PTR",
-            DnsQtype::SOA => "SOA",
-            DnsQtype::SRV => "SRV",
-            DnsQtype::TXT => "TXT",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DnsTransport {
-    Udp,
-    Tcp,
-}
-
-impl DnsTransport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DnsTransport::Udp => "udp",
-            DnsTransport::Tcp => "tcp",
         }
     }
 }
@@ -572,44 +284,6 @@ impl Config {
     }
 }
 
-impl Config {
-    fn validate_dns(&self) -> Result<(), (String, String)> {
-        let d = &self.dns;
-        let err = |key: &str, msg: &str| Err((format!("dns.{key}"), msg.to_owned()));
-        if d.enabled && d.qtypes.is_empty() && !d.names.is_empty() {
-            return err(
-                "qtypes",
-                "must list at least one query type when names are probed",
-            );
-        }
-        if d.enabled && d.transports.is_empty() && !d.names.is_empty() {
-            return err(
-                "transports",
-                "must list udp, tcp or both when names are probed",
-            );
-        }
-        if d.netns.as_ref().is_some_and(|p| !p.is_absolute()) {
-            return err("netns", "must be an absolute path");
-        }
-        for (key, list) in [
-            ("qtypes", has_duplicates(&d.qtypes)),
-            ("transports", has_duplicates(&d.transports)),
-            ("servers", has_duplicates(&d.servers)),
-            ("names", has_duplicates(&d.names)),
-            ("lookups", has_duplicates(&d.lookups)),
-        ] {
-            if list {
-                return err(key, "lists the same entry twice");
-            }
-        }
-        Ok(())
-    }
-}
-
-fn has_duplicates<T: PartialEq>(v: &[T]) -> bool {
-    v.iter().enumerate().any(|(i, x)| v[..i].contains(x))
-}
-
 /// A probe's deadline must fit inside its interval, or runs would overlap.
 fn check_probe_timing(
     interval_key: &str,
@@ -683,37 +357,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("dns.timeout"), "{e}");
-    }
-
-    #[test]
-    fn dns_keys_are_typed() {
-        let c = parse(
-            "[dns]\nservers = [\"10.96.0.10\", \"127.0.0.53:5353\", \"[::1]:54\"]\nqtypes = [\"A\", \"MX\"]\ntransports = [\"tcp\"]\npair = false\nlookups = [\"example.com\"]\n",
-        )
-        .unwrap();
-        let servers: Vec<String> = c.dns.servers.iter().map(|s| s.0.to_string()).collect();
-        assert_eq!(servers, ["10.96.0.10:53", "127.0.0.53:5353", "[::1]:54"]);
-        assert_eq!(c.dns.qtypes, [DnsQtype::A, DnsQtype::MX]);
-        assert_eq!(c.dns.transports, [DnsTransport::Tcp]);
-        assert!(!c.dns.pair);
-        assert_eq!(c.dns.lookups, [DnsName("example.com".into())]);
-    }
-
-    #[test]
-    fn bad_dns_values_name_their_key() {
-        for (text, key) in [
-            ("[dns]\nservers = [\"10.0.0.300\"]\n", "dns.servers"),
-            ("[dns]\nqtypes = [\"A\", \"QUUX\"]\n", "dns.qtypes"),
-            ("[dns]\ntransports = [\"quic\"]\n", "dns.transports"),
-            ("[dns]\nnames = [\"\"]\n", "dns.names"),
-            ("[dns]\nlookups = [\"a..b\"]\n", "dns.lookups"),
-            ("[dns]\nqtypes = []\n", "dns.qtypes"),
-            ("[dns]\nqtypes = [\"A\", \"A\"]\n", "dns.qtypes"),
-            ("[dns]\npair = \"yes\"\n", "dns.pair"),
-        ] {
-            let e = parse(text).unwrap_err().to_string();
-            assert!(e.contains(key), "{text}: {e}");
-        }
     }
 
     #[test]

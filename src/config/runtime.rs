@@ -1,0 +1,164 @@
+//! The `[[runtime]]` entries, how to restart each, and the `[remediation]`
+//! policy shared by all runtimes.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    Docker,
+    Containerd,
+    Crio,
+}
+
+impl RuntimeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Docker => "docker",
+            RuntimeKind::Containerd => "containerd",
+            RuntimeKind::Crio => "crio",
+        }
+    }
+}
+
+impl fmt::Display for RuntimeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    pub kind: RuntimeKind,
+    pub endpoint: String,
+    #[serde(default = "default_runtime_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(default = "default_runtime_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default)]
+    pub restart: RestartConfig,
+}
+
+fn default_runtime_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_runtime_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl RuntimeConfig {
+    /// A runtime entry with the defaults of its kind, as auto-detection builds it.
+    pub fn detected(kind: RuntimeKind, endpoint: String) -> Self {
+        Self {
+            kind,
+            endpoint,
+            interval: default_runtime_interval(),
+            timeout: default_runtime_timeout(),
+            restart: RestartConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RestartMethod {
+    #[default]
+    Signal,
+    Systemd,
+    Command,
+}
+
+/// How to restart one runtime. Unset fields take the defaults of the runtime's
+/// kind (`remediation::defaults`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestartConfig {
+    pub method: RestartMethod,
+    pub pidfile: Option<PathBuf>,
+    pub process: Option<String>,
+    pub unit: Option<String>,
+    pub command: Vec<String>,
+    /// `signal`: sent first so the daemon dumps its state (dockerd: SIGUSR1 writes
+    /// goroutine stacks); "none" disables it. Unset = the kind's default.
+    pub diagnostic_signal: Option<String>,
+    /// `signal`: how long SIGTERM may take before SIGKILL.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// `systemd` and `command`: deadline of the restart command.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// `systemd`: the systemctl binary (tests and DaemonSets substitute a wrapper).
+    pub systemctl: PathBuf,
+}
+
+impl Default for RestartConfig {
+    fn default() -> Self {
+        Self {
+            method: RestartMethod::Signal,
+            pidfile: None,
+            process: None,
+            unit: None,
+            command: Vec::new(),
+            diagnostic_signal: None,
+            grace: Duration::from_secs(10),
+            timeout: Duration::from_secs(120),
+            systemctl: "systemctl".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemediationConfig {
+    pub enabled: bool,
+    pub dry_run: bool,
+    pub failure_threshold: u32,
+    #[serde(with = "humantime_serde")]
+    pub hang_after: Duration,
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+    #[serde(with = "humantime_serde")]
+    pub boot_grace: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_initial: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    pub max_restarts: u32,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub reset_after: Duration,
+    #[serde(with = "humantime_serde")]
+    pub recovery_timeout: Duration,
+    /// Random extra delay on each backoff step, as a fraction of the step (0..=1).
+    pub backoff_jitter: f64,
+    /// Refuse a restart that would kill running containers (dockerd without
+    /// live-restore), reporting `skipped_total{reason="kills_workloads"}`.
+    pub refuse_if_kills_workloads: bool,
+}
+
+impl Default for RemediationConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dry_run: false,
+            failure_threshold: 3,
+            hang_after: Duration::from_secs(30),
+            cooldown: Duration::from_secs(120),
+            boot_grace: Duration::from_secs(300),
+            backoff_initial: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(1800),
+            max_restarts: 3,
+            window: Duration::from_secs(3600),
+            reset_after: Duration::from_secs(600),
+            recovery_timeout: Duration::from_secs(120),
+            backoff_jitter: 0.2,
+            refuse_if_kills_workloads: false,
+        }
+    }
+}
