@@ -44,8 +44,9 @@ pub fn runtimes_of(config: &Config) -> Vec<RuntimeConfig> {
     }
 }
 
-/// Builds every enabled probe of `config`. Probes that cannot be built (an
-/// unusable endpoint from the environment) are logged and skipped.
+/// Builds every enabled probe of `config`. A runtime whose endpoint cannot be
+/// used (e.g. `DOCKER_HOST=tcp://...`) is probed as `misconfigured`; other
+/// probes that cannot be built are logged and skipped.
 pub fn build(config: &Config, metrics: &Metrics, status: &Arc<StatusBoard>) -> Built {
     let mut probes: Vec<Arc<dyn Probe>> = Vec::new();
     let mut health = Vec::new();
@@ -55,11 +56,14 @@ pub fn build(config: &Config, metrics: &Metrics, status: &Arc<StatusBoard>) -> B
             "no container runtime socket found and none configured; runtime probes are off"
         );
     }
+    // One client per runtime, shared by its probe and the CPU probe's naming.
+    let mut directories: Vec<Arc<dyn ContainerDirectory>> = Vec::new();
     for rt in &runtimes {
         match runtime_probe(rt, config, metrics) {
-            Ok(p) => {
+            Ok((p, directory)) => {
                 health.push((rt.clone(), p.health()));
                 probes.push(Arc::new(p));
+                directories.push(directory);
             }
             Err(e) => {
                 tracing::error!(runtime = %rt.kind, error = %e, "runtime cannot be probed");
@@ -84,7 +88,7 @@ pub fn build(config: &Config, metrics: &Metrics, status: &Arc<StatusBoard>) -> B
         }
     }
     if config.cpu.enabled {
-        probes.push(Arc::new(cpu_probe(config, &runtimes, metrics, status)));
+        probes.push(Arc::new(cpu_probe(config, directories, metrics, status)));
     } else {
         metrics.cpu.clear();
     }
@@ -98,22 +102,10 @@ pub fn build(config: &Config, metrics: &Metrics, status: &Arc<StatusBoard>) -> B
 /// The CPU probe, naming containers through every runtime it can list.
 fn cpu_probe(
     config: &Config,
-    runtimes: &[RuntimeConfig],
+    directories: Vec<Arc<dyn ContainerDirectory>>,
     metrics: &Metrics,
     status: &Arc<StatusBoard>,
 ) -> CpuProbe {
-    let mut directories: Vec<Arc<dyn ContainerDirectory>> = Vec::new();
-    for rt in runtimes {
-        let Ok(socket) = crate::endpoint::socket_path(&rt.endpoint) else {
-            continue;
-        };
-        directories.push(match rt.kind {
-            RuntimeKind::Docker => Arc::new(DockerClient::new(socket, config.cpu.timeout)),
-            kind @ (RuntimeKind::Containerd | RuntimeKind::Crio) => {
-                Arc::new(CriClient::new(kind, socket))
-            }
-        });
-    }
     CpuProbe::new(
         CpuProbeConfig {
             interval: config.cpu.interval,
@@ -127,28 +119,34 @@ fn cpu_probe(
     )
 }
 
+/// The probe of one runtime, and the same client as a container directory.
 fn runtime_probe(
     rt: &RuntimeConfig,
     config: &Config,
     metrics: &Metrics,
-) -> Result<RuntimeProbe, String> {
+) -> Result<(RuntimeProbe, Arc<dyn ContainerDirectory>), String> {
     let socket = crate::endpoint::socket_path(&rt.endpoint)?;
     // A request that missed its deadline may still prove the runtime alive until
     // a hang would be declared; after that it no longer matters.
     let late_window = config.remediation.hang_after.max(rt.timeout * 2);
-    let client: Arc<dyn RuntimeClient> = match rt.kind {
-        RuntimeKind::Docker => Arc::new(DockerClient::new(socket, late_window)),
+    let (client, directory): (Arc<dyn RuntimeClient>, Arc<dyn ContainerDirectory>) = match rt.kind {
+        RuntimeKind::Docker => {
+            let c = Arc::new(DockerClient::new(socket, late_window));
+            (c.clone(), c)
+        }
         kind @ (RuntimeKind::Containerd | RuntimeKind::Crio) => {
-            Arc::new(CriClient::new(kind, socket))
+            let c = Arc::new(CriClient::new(kind, socket));
+            (c.clone(), c)
         }
     };
-    Ok(RuntimeProbe::new(
+    let probe = RuntimeProbe::new(
         client,
         rt.interval,
         rt.timeout,
         late_window,
         metrics.runtime.clone(),
-    ))
+    );
+    Ok((probe, directory))
 }
 
 /// `nodevitals_node_info` labels, read from the host.
