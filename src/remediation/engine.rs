@@ -125,23 +125,27 @@ impl Engine {
         } else {
             0
         };
-        // The process is only looked up when a restart may be considered.
-        let runtime_uptime = if h.consecutive_failures >= self.p.policy.failure_threshold {
-            self.p
-                .procfs
-                .find(self.p.spec.pidfile.as_deref(), &self.p.spec.process)
-                .ok()
-                .and_then(|p| self.p.procfs.uptime_of(p))
-        } else {
-            None
-        };
+        // /proc is only read when a restart may be considered: the uptimes feed
+        // the cooldown and boot-grace guards, nothing else.
+        let (runtime_uptime, node_uptime) =
+            if h.consecutive_failures >= self.p.policy.failure_threshold {
+                let runtime = self
+                    .p
+                    .procfs
+                    .find(self.p.spec.pidfile.as_deref(), &self.p.spec.process)
+                    .ok()
+                    .and_then(|p| self.p.procfs.uptime_of(p));
+                (runtime, self.p.procfs.node_uptime())
+            } else {
+                (None, None)
+            };
         Observation {
             now: Instant::now(),
             outcome: h.last_outcome,
             consecutive_failures: h.consecutive_failures,
             last_answer: h.last_answer,
             runtime_uptime,
-            node_uptime: self.p.procfs.node_uptime(),
+            node_uptime,
             would_kill,
             jitter: self.p.jitter * rand::rng().random::<f64>(),
         }

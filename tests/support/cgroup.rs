@@ -138,11 +138,7 @@ impl QuotaCgroup {
             let _ = child.wait();
         }
         for d in &self.dirs {
-            if let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) {
-                for pid in procs.lines().filter_map(|p| p.parse::<i32>().ok()) {
-                    super::process::signal(pid, libc::SIGKILL);
-                }
-            }
+            super::process::kill_procs_in(d);
         }
         super::wait_until(
             std::time::Duration::from_secs(10),

@@ -118,11 +118,7 @@ pub fn remove_cgroup(name: &str) {
         let mut dirs = Vec::new();
         collect_dirs(&root, &mut dirs);
         for d in &dirs {
-            if let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) {
-                for pid in procs.lines().filter_map(|p| p.parse::<i32>().ok()) {
-                    signal(pid, libc::SIGKILL);
-                }
-            }
+            kill_procs_in(d);
         }
         dirs.sort_by_key(|d| std::cmp::Reverse(d.as_os_str().len()));
         for d in dirs {
@@ -130,6 +126,15 @@ pub fn remove_cgroup(name: &str) {
             while std::fs::remove_dir(&d).is_err() && d.exists() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
+        }
+    }
+}
+
+/// SIGKILLs every process listed in the cgroup directory `dir`.
+pub fn kill_procs_in(dir: &Path) {
+    if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        for pid in procs.lines().filter_map(|p| p.parse::<i32>().ok()) {
+            signal(pid, libc::SIGKILL);
         }
     }
 }
