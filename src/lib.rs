@@ -2,6 +2,7 @@
 //! hosts. See README.md for the contract; `main.rs` is only the command line.
 
 pub mod agent;
+pub(crate) mod body;
 pub mod config;
 pub mod endpoint;
 pub mod health;

@@ -2,11 +2,11 @@
 //! `/status`, `/`. Read-only: no endpoint changes state. `/metrics` speaks
 //! OpenMetrics or the Prometheus text format, as the client asks.
 
+use crate::body::Chunks;
 use crate::health::Health;
 use crate::metrics::{exposition, Metrics};
 use crate::status::StatusBoard;
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -62,7 +62,7 @@ pub async fn serve(listener: TcpListener, state: AppState) {
     }
 }
 
-fn route(state: &AppState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn route(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
     }
@@ -104,19 +104,19 @@ fn route(state: &AppState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
 
 /// OpenMetrics for clients that ask for it (Prometheus does), the 0.0.4 text
 /// format for everyone else (curl, promtool).
-fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
     let openmetrics = req
         .headers()
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(exposition::wants_openmetrics);
-    let body = state.metrics.encode_as(openmetrics);
+    let body = state.metrics.exposition(openmetrics);
     let content_type = if openmetrics {
         exposition::OPENMETRICS_TYPE
     } else {
         exposition::TEXT_TYPE
     };
-    with_type(text(StatusCode::OK, body), content_type)
+    with_type(Response::new(body), content_type)
 }
 
 const INDEX: &str = "<!doctype html><html><head><title>nodevitals</title></head><body>\
@@ -127,13 +127,13 @@ const INDEX: &str = "<!doctype html><html><head><title>nodevitals</title></head>
 <li><a href=\"/readyz\">/readyz</a> readiness</li>\
 </ul></body></html>\n";
 
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+fn text(status: StatusCode, body: String) -> Response<Chunks> {
+    let mut resp = Response::new(Chunks::from(body));
     *resp.status_mut() = status;
     with_type(resp, "text/plain; charset=utf-8")
 }
 
-fn with_type(mut resp: Response<Full<Bytes>>, content_type: &'static str) -> Response<Full<Bytes>> {
+fn with_type(mut resp: Response<Chunks>, content_type: &'static str) -> Response<Chunks> {
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp

@@ -9,6 +9,7 @@
 use crate::config::RuntimeKind;
 use crate::probe::cpu::snapshot::{ContainerSample, CpuSnapshot};
 use crate::probe::cpu::{CgroupFile, CpuError};
+use hyper::body::Bytes;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeCounterValue, EncodeLabel, EncodeLabelSet, LabelSetEncoder,
@@ -19,7 +20,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::fmt;
-use std::ops::Range;
 use std::sync::{Arc, RwLock};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -33,19 +33,20 @@ struct RefreshLabels {
     result: &'static str,
 }
 
-/// The latest snapshot's series: OpenMetrics text, and for each family the
-/// byte range of its `# HELP`/`# TYPE` header with that header in the
-/// Prometheus text format. The two formats differ only in those headers, so
-/// the samples are kept once.
+/// The latest snapshot's series in both formats, rendered once per snapshot
+/// and shared by every scrape until the next one (scrapes clone the chunks,
+/// never the text). The formats differ only in the `# HELP`/`# TYPE` headers,
+/// so the text format is the OpenMetrics bytes between the headers, sliced
+/// without copying, with each header rewritten.
 #[derive(Default)]
 pub(super) struct Rendered {
-    openmetrics: String,
-    text_headers: Vec<(Range<usize>, String)>,
+    openmetrics: Bytes,
+    text: Vec<Bytes>,
 }
 
 impl Rendered {
     fn new(openmetrics: String) -> Self {
-        let mut text_headers = Vec::new();
+        let mut headers = Vec::new();
         let (mut pos, mut help_at) = (0, None);
         for line in openmetrics.split_inclusive('\n') {
             let start = pos;
@@ -55,34 +56,30 @@ impl Rendered {
             } else if line.starts_with("# TYPE ") {
                 let range = help_at.take().unwrap_or(start)..pos;
                 let text = super::exposition::to_prometheus_text(&openmetrics[range.clone()]);
-                text_headers.push((range, text));
+                headers.push((range, Bytes::from(text)));
             } else {
                 help_at = None;
             }
         }
-        Self {
-            openmetrics,
-            text_headers,
-        }
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.openmetrics.len()
-    }
-
-    /// Appends the series in OpenMetrics or in the Prometheus text format.
-    pub(super) fn write(&self, out: &mut String, openmetrics: bool) {
-        if openmetrics {
-            out.push_str(&self.openmetrics);
-            return;
-        }
+        let openmetrics = Bytes::from(openmetrics);
+        let mut text = Vec::with_capacity(2 * headers.len() + 1);
         let mut at = 0;
-        for (range, text) in &self.text_headers {
-            out.push_str(&self.openmetrics[at..range.start]);
-            out.push_str(text);
+        for (range, header) in headers {
+            text.push(openmetrics.slice(at..range.start));
+            text.push(header);
             at = range.end;
         }
-        out.push_str(&self.openmetrics[at..]);
+        text.push(openmetrics.slice(at..));
+        Self { openmetrics, text }
+    }
+
+    /// The series in OpenMetrics or in the Prometheus text format, in order.
+    pub(super) fn chunks(&self, openmetrics: bool) -> &[Bytes] {
+        if openmetrics {
+            std::slice::from_ref(&self.openmetrics)
+        } else {
+            &self.text
+        }
     }
 }
 

@@ -6,6 +6,8 @@
 pub(crate) const OPENMETRICS_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 pub(crate) const TEXT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The line that ends an OpenMetrics exposition.
+pub(crate) const EOF: &str = "# EOF\n";
 
 /// Whether an `Accept` header value asks for OpenMetrics (with a q above 0).
 pub(crate) fn wants_openmetrics(accept: &str) -> bool {

@@ -15,6 +15,8 @@ pub(crate) use dns::QueryLabels;
 pub use remediation::RemediationMetrics;
 pub use runtime::{KubeletMetrics, RuntimeMetrics};
 
+use crate::body::Chunks;
+use hyper::body::Bytes;
 use prometheus_client::registry::Registry;
 
 /// Latency buckets for requests to local daemons: sub-millisecond to a minute.
@@ -60,35 +62,124 @@ impl Metrics {
         }
     }
 
-    /// The OpenMetrics text exposition of every metric.
+    /// The OpenMetrics text exposition of every metric, in one string.
     pub fn encode(&self) -> String {
-        self.encode_as(true)
+        String::from_utf8_lossy(&self.exposition(true).to_vec()).into_owned()
     }
 
     /// Every metric in OpenMetrics, or in the Prometheus 0.0.4 text format
-    /// (see `exposition`). Per-container CPU series are pre-rendered once per
-    /// snapshot and appended.
-    pub fn encode_as(&self, openmetrics: bool) -> String {
-        use prometheus_client::encoding::text::{encode_eof, encode_registry};
-        let cpu = self.cpu.rendered();
-        let mut out = String::with_capacity(16 * 1024 + cpu.len());
-        if let Err(e) = encode_registry(&mut out, &self.registry) {
+    /// (see `exposition`), as the body of a response. Only the registry's
+    /// metrics (a few KB) are encoded per scrape; the per-container CPU series
+    /// are the chunks rendered once per snapshot, shared, not copied.
+    pub(crate) fn exposition(&self, openmetrics: bool) -> Chunks {
+        let mut head = String::with_capacity(16 * 1024);
+        if let Err(e) =
+            prometheus_client::encoding::text::encode_registry(&mut head, &self.registry)
+        {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         if !openmetrics {
-            out = exposition::to_prometheus_text(&out);
-            out.reserve(cpu.len());
+            head = exposition::to_prometheus_text(&head);
         }
-        cpu.write(&mut out, openmetrics);
-        if openmetrics {
-            let _ = encode_eof(&mut out);
-        }
-        out
+        let cpu = self.cpu.rendered();
+        let eof = openmetrics.then_some(Bytes::from_static(exposition::EOF.as_bytes()));
+        Chunks::new(
+            std::iter::once(Bytes::from(head))
+                .chain(cpu.chunks(openmetrics).iter().cloned())
+                .chain(eof),
+        )
     }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::cpu::identity::Identity;
+    use crate::probe::cpu::scan::Reading;
+    use crate::probe::cpu::snapshot::{ContainerSample, CpuSnapshot};
+    use crate::probe::cpu::Throttling;
+    use std::sync::Arc;
+
+    fn snapshot(ids: &[&str]) -> Arc<CpuSnapshot> {
+        let containers = ids
+            .iter()
+            .map(|id| ContainerSample {
+                reading: Reading {
+                    id: (*id).to_owned(),
+                    rel: format!("docker/{id}"),
+                    throttling: Some(Throttling {
+                        periods: 10,
+                        throttled_periods: 4,
+                        ..Default::default()
+                    }),
+                    usage_ns: Some(1_500_000_000),
+                    limit: None,
+                    pressure: None,
+                },
+                identity: Arc::new(Identity::default()),
+                throttled_ratio: Some(0.4),
+            })
+            .collect();
+        Arc::new(CpuSnapshot {
+            containers,
+            node_pressure: None,
+        })
+    }
+
+    fn scrape(m: &Metrics, openmetrics: bool) -> String {
+        String::from_utf8(m.exposition(openmetrics).to_vec()).unwrap()
+    }
+
+    /// Every scrape shows the latest published snapshot in both formats: the
+    /// bodies rendered for an older one are never served again.
+    #[test]
+    fn a_new_snapshot_replaces_the_rendered_series_in_both_formats() {
+        let m = Metrics::new();
+        let line = |id: &str| format!("nodevitals_container_cpu_periods_total{{id=\"{id}\"}} 10\n");
+        m.cpu.publish(snapshot(&["gone", "stays"]));
+        for om in [true, false] {
+            let body = scrape(&m, om);
+            assert!(body.contains(&line("gone")) && body.contains(&line("stays")));
+        }
+        // A response being sent keeps the bytes it started with.
+        let in_flight = m.exposition(true);
+
+        m.cpu.publish(snapshot(&["stays", "new"]));
+        for om in [true, false] {
+            let body = scrape(&m, om);
+            assert!(!body.contains("\"gone\""), "stale series served:\n{body}");
+            assert!(body.contains(&line("stays")) && body.contains(&line("new")));
+            assert!(body.contains("nodevitals_cpu_containers 2\n"));
+            assert_eq!(body.ends_with("# EOF\n"), om);
+        }
+        assert!(String::from_utf8(in_flight.to_vec())
+            .unwrap()
+            .contains("\"gone\""));
+
+        m.cpu.clear();
+        for om in [true, false] {
+            let body = scrape(&m, om);
+            assert!(!body.contains("container_cpu"), "{body}");
+            assert!(body.contains("nodevitals_cpu_parse_errors_total{"));
+        }
+    }
+
+    /// The text format is the per-scrape conversion of the OpenMetrics body,
+    /// however the registry part and the pre-rendered part are split.
+    #[test]
+    fn text_format_is_the_conversion_of_openmetrics() {
+        let m = Metrics::new();
+        for ids in [&[][..], &["a"], &["a", "b", "c"]] {
+            m.cpu.publish(snapshot(ids));
+            let om = scrape(&m, true);
+            assert_eq!(scrape(&m, false), exposition::to_prometheus_text(&om));
+            assert_eq!(om.matches("# EOF").count(), 1);
+        }
     }
 }

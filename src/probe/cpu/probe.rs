@@ -366,7 +366,7 @@ mod tests {
         );
         // The text format pre-rendered per snapshot is the per-scrape conversion.
         assert_eq!(
-            metrics.encode_as(false),
+            String::from_utf8(metrics.exposition(false).to_vec()).unwrap(),
             crate::metrics::exposition::to_prometheus_text(&text)
         );
         let s = status.to_json();
