@@ -5,8 +5,15 @@
 # (/dev/shm); no runtime is configured, so containers carry `id` labels
 # (64 characters, as long as typical namespace/pod/container labels).
 # Usage: scripts/bench-cpu-metrics.sh   (CONTAINERS=1000 DURATION=10s CONNECTIONS=8)
-# OPENMETRICS=1 sends Prometheus's Accept header (OpenMetrics); otherwise the
-# agent answers in the Prometheus text format, as it does for curl.
+# Measures both formats, one wrk run each: `text` (no Accept header, as curl
+# and wrk send: the Prometheus text format) and `openmetrics` (Prometheus's
+# Accept header). FORMATS=text or FORMATS=openmetrics measures one; RUNS=3
+# repeats each; BIN=path/to/nodevitals measures that binary instead of
+# building this tree (to compare two builds on the same generated tree);
+# BODIES=dir saves the two bodies there (text.prom, openmetrics.prom) to diff
+# the output of two builds.
+# Latency on a shared machine depends on its load: each result line carries
+# the 1-minute load average read just before the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +23,10 @@ duration=${DURATION:-10s}
 connections=${CONNECTIONS:-8}
 threads=$((connections < 2 ? connections : 2))
 
-cargo build --release --quiet
+formats=${FORMATS:-text openmetrics}
+runs=${RUNS:-1}
+bin=${BIN:-target/release/nodevitals}
+[[ -n ${BIN:-} ]] || cargo build --release --quiet
 work=$(mktemp -d /dev/shm/nv-bench-metrics-XXXXXX)
 agent_pid=
 cleanup() {
@@ -50,7 +60,7 @@ kubelet = { enabled = false }
 dns = { enabled = false }
 TOML
 
-env -u DOCKER_HOST target/release/nodevitals --config "$work/config.toml" --listen 127.0.0.1:0 \
+env -u DOCKER_HOST "$bin" --config "$work/config.toml" --listen 127.0.0.1:0 \
     2>"$work/agent.log" &
 agent_pid=$!
 
@@ -62,9 +72,12 @@ for _ in $(seq 100); do
 done
 [[ -n $addr ]] || { cat "$work/agent.log"; echo "the agent did not start" >&2; exit 1; }
 
+# scrape [ACCEPT]: the whole response, headers included.
 scrape() {
     exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}"
-    printf 'GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n' >&3
+    local accept=
+    [[ -z ${1:-} ]] || accept="Accept: $1"$'\r\n'
+    printf 'GET /metrics HTTP/1.0\r\nHost: bench\r\n%s\r\n' "$accept" >&3
     cat <&3
     exec 3<&-
 }
@@ -75,8 +88,35 @@ done
 scrape | grep -q "^nodevitals_cpu_containers $n\$" || { echo "the agent never tracked $n containers" >&2; exit 1; }
 echo "tracking $n containers; /metrics is $(scrape | wc -c) bytes, $(scrape | grep -c '^nodevitals_container_') container series"
 
-accept=()
-if [[ -n ${OPENMETRICS:-} ]]; then
-    accept=(-H "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+om_accept="application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+# The bodies measured are complete, in the format asked for.
+scrape | grep -q '^# TYPE nodevitals_container_cpu_periods_total counter' ||
+    { echo "the text format body lacks its counter declaration" >&2; exit 1; }
+[[ $(scrape "$om_accept" | tail -1) == "# EOF" ]] || { echo "the OpenMetrics body does not end with # EOF" >&2; exit 1; }
+if [[ -n ${BODIES:-} ]]; then
+    mkdir -p "$BODIES"
+    scrape | sed '1,/^\r$/d' >"$BODIES/text.prom"
+    scrape "$om_accept" | sed '1,/^\r$/d' >"$BODIES/openmetrics.prom"
 fi
-wrk -t"$threads" -c"$connections" -d"$duration" --latency "${accept[@]}" "http://$addr/metrics"
+summary=()
+for format in $formats; do
+    accept=()
+    case $format in
+    text) ;;
+    openmetrics) accept=(-H "Accept: $om_accept") ;;
+    *) echo "unknown format $format (text or openmetrics)" >&2; exit 1 ;;
+    esac
+    for ((run = 1; run <= runs; run++)); do
+        load=$(cut -d' ' -f1 /proc/loadavg)
+        echo "== $format, run $run, load average $load"
+        out=$(wrk -t"$threads" -c"$connections" -d"$duration" --latency "${accept[@]}" "http://$addr/metrics")
+        echo "$out"
+        p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
+        p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
+        rps=$(awk '$1 == "Requests/sec:" { print $2 }' <<<"$out")
+        summary+=("$(printf '%-12s run %d: p50 %8s  p99 %8s  %9s req/s  load before %s' "$format" "$run" "$p50" "$p99" "$rps" "$load")")
+    done
+done
+echo
+echo "/metrics, $n containers, $connections connections, $duration per run ($bin):"
+printf '%s\n' "${summary[@]}"
