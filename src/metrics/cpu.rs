@@ -45,7 +45,9 @@ pub(super) struct Rendered {
 }
 
 impl Rendered {
-    fn new(openmetrics: String) -> Self {
+    fn new(mut openmetrics: String) -> Self {
+        // Kept until the next snapshot: without the capacity reserved to render.
+        openmetrics.shrink_to_fit();
         let mut headers = Vec::new();
         let (mut pos, mut help_at) = (0, None);
         for line in openmetrics.split_inclusive('\n') {
