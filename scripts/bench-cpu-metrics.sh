@@ -13,7 +13,9 @@
 # BODIES=dir saves the two bodies there (text.prom, openmetrics.prom) to diff
 # the output of two builds.
 # Latency on a shared machine depends on its load: each result line carries
-# the 1-minute load average read just before the run.
+# the 1-minute load average read just before the run (which still counts the
+# previous run for a minute or so) and how busy the CPUs were in the 2 s
+# before it (other work competing with this run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -98,6 +100,17 @@ if [[ -n ${BODIES:-} ]]; then
     scrape | sed '1,/^\r$/d' >"$BODIES/text.prom"
     scrape "$om_accept" | sed '1,/^\r$/d' >"$BODIES/openmetrics.prom"
 fi
+# Percentage of CPU time not idle over 2 s, from /proc/stat.
+cpu_busy() {
+    local a b
+    read -ra a < <(head -1 /proc/stat)
+    sleep 2
+    read -ra b < <(head -1 /proc/stat)
+    local total=0 idle=$((b[4] + b[5] - a[4] - a[5])) i
+    # user nice system idle iowait irq softirq steal (guest time is in user)
+    for ((i = 1; i <= 8; i++)); do total=$((total + b[i] - a[i])); done
+    echo $((total > 0 ? 100 * (total - idle) / total : 0))
+}
 summary=()
 for format in $formats; do
     accept=()
@@ -107,14 +120,16 @@ for format in $formats; do
     *) echo "unknown format $format (text or openmetrics)" >&2; exit 1 ;;
     esac
     for ((run = 1; run <= runs; run++)); do
+        busy=$(cpu_busy)
         load=$(cut -d' ' -f1 /proc/loadavg)
-        echo "== $format, run $run, load average $load"
+        echo "== $format, run $run, load average $load, CPUs ${busy}% busy before"
         out=$(wrk -t"$threads" -c"$connections" -d"$duration" --latency "${accept[@]}" "http://$addr/metrics")
         echo "$out"
         p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
         p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
         rps=$(awk '$1 == "Requests/sec:" { print $2 }' <<<"$out")
-        summary+=("$(printf '%-12s run %d: p50 %8s  p99 %8s  %9s req/s  load before %s' "$format" "$run" "$p50" "$p99" "$rps" "$load")")
+        summary+=("$(printf '%-12s run %d: p50 %8s  p99 %8s  %9s req/s  load before %s, CPUs %s%% busy' \
+            "$format" "$run" "$p50" "$p99" "$rps" "$load" "$busy")")
     done
 done
 echo
