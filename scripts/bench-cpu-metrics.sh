@@ -14,8 +14,8 @@
 # the output of two builds.
 # Latency on a shared machine depends on its load: each result line carries
 # the 1-minute load average read just before the run (which still counts the
-# previous run for a minute or so) and how busy the CPUs were in the 2 s
-# before it (other work competing with this run).
+# previous run for a minute or so) and the share of the machine's CPU time that
+# other processes than the agent and wrk took during the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -100,17 +100,10 @@ if [[ -n ${BODIES:-} ]]; then
     scrape | sed '1,/^\r$/d' >"$BODIES/text.prom"
     scrape "$om_accept" | sed '1,/^\r$/d' >"$BODIES/openmetrics.prom"
 fi
-# Percentage of CPU time not idle over 2 s, from /proc/stat.
-cpu_busy() {
-    local a b
-    read -ra a < <(head -1 /proc/stat)
-    sleep 2
-    read -ra b < <(head -1 /proc/stat)
-    local total=0 idle=$((b[4] + b[5] - a[4] - a[5])) i
-    # user nice system idle iowait irq softirq steal (guest time is in user)
-    for ((i = 1; i <= 8; i++)); do total=$((total + b[i] - a[i])); done
-    echo $((total > 0 ? 100 * (total - idle) / total : 0))
-}
+# CPU ticks of the machine (busy, total) and of one process (user + system).
+machine_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }
+process_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+hz=$(getconf CLK_TCK)
 summary=()
 for format in $formats; do
     accept=()
@@ -120,16 +113,24 @@ for format in $formats; do
     *) echo "unknown format $format (text or openmetrics)" >&2; exit 1 ;;
     esac
     for ((run = 1; run <= runs; run++)); do
-        busy=$(cpu_busy)
         load=$(cut -d' ' -f1 /proc/loadavg)
-        echo "== $format, run $run, load average $load, CPUs ${busy}% busy before"
-        out=$(wrk -t"$threads" -c"$connections" -d"$duration" --latency "${accept[@]}" "http://$addr/metrics")
+        echo "== $format, run $run, load average $load"
+        read -r busy0 total0 < <(machine_ticks)
+        agent0=$(process_ticks "$agent_pid")
+        out=$(/usr/bin/time -f '%U %S' -o "$work/wrk.time" \
+            wrk -t"$threads" -c"$connections" -d"$duration" --latency "${accept[@]}" "http://$addr/metrics")
+        read -r busy1 total1 < <(machine_ticks)
+        agent1=$(process_ticks "$agent_pid")
         echo "$out"
+        # The share of the machine's CPU that other work took during the run.
+        others=$(awk -v hz="$hz" -v busy=$((busy1 - busy0)) -v total=$((total1 - total0)) \
+            -v agent=$((agent1 - agent0)) '{ o = busy - agent - ($1 + $2) * hz; print (o > 0 ? int(100 * o / total) : 0) }' \
+            "$work/wrk.time")
         p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
         p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
         rps=$(awk '$1 == "Requests/sec:" { print $2 }' <<<"$out")
-        summary+=("$(printf '%-12s run %d: p50 %8s  p99 %8s  %9s req/s  load before %s, CPUs %s%% busy' \
-            "$format" "$run" "$p50" "$p99" "$rps" "$load" "$busy")")
+        summary+=("$(printf '%-12s run %d: p50 %8s  p99 %8s  %9s req/s  load before %5s, other work %3s%% CPU' \
+            "$format" "$run" "$p50" "$p99" "$rps" "$load" "$others")")
     done
 done
 echo

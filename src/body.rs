@@ -11,7 +11,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Chunks {
     chunks: VecDeque<Bytes>,
     /// Bytes not yet handed out by `poll_frame`.
@@ -27,8 +27,8 @@ impl Chunks {
         Self { chunks, len }
     }
 
-    /// The whole body in one buffer (a copy: for tests and `nodevitals once`,
-    /// not for serving).
+    /// The whole body in one buffer: a copy, for `Metrics::encode` (tests and
+    /// benchmarks), never for serving.
     pub(crate) fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
         for c in &self.chunks {
