@@ -1,4 +1,4 @@
-//! An HTTP response body made of shared byte chunks. hyper writes each chunk
+//! An HTTP response body made of shared byte chunks. hyper writes the chunks
 //! with vectored writes, so a chunk is never copied into a response buffer:
 //! the CPU series of `/metrics` (about 900 KB with 1,000 containers) are
 //! rendered once per snapshot and every scrape sends those same bytes.
@@ -68,6 +68,17 @@ impl Body for Chunks {
     }
 }
 
+/// The data frames of a body, in order.
+#[cfg(test)]
+pub(crate) async fn frames(mut body: Chunks) -> Vec<Bytes> {
+    use http_body_util::BodyExt;
+    let mut frames = Vec::new();
+    while let Some(frame) = body.frame().await {
+        frames.extend(frame.ok().and_then(|f| f.into_data().ok()));
+    }
+    frames
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,19 +97,14 @@ mod tests {
         assert_eq!(body.to_vec(), b"head\nshared series\n# EOF\n");
 
         let mut body = body;
-        let mut frames = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let data = frame.unwrap().into_data().unwrap();
-            frames.push(data);
-            assert_eq!(
-                body.size_hint().exact(),
-                Some(25 - frames.iter().map(|f| f.len() as u64).sum::<u64>())
-            );
-        }
-        assert!(body.is_end_stream());
-        assert_eq!(frames.len(), 3, "the empty chunk is not sent");
+        let head = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(head, "head\n");
+        assert_eq!(body.size_hint().exact(), Some(20), "what is left to send");
+        assert!(!body.is_end_stream());
+        let frames = frames(body).await;
+        assert_eq!(frames.len(), 2, "the empty chunk is not sent");
         // The shared chunk is sent as is, not copied.
-        assert_eq!(frames[1].as_ptr(), shared.as_ptr());
+        assert_eq!(frames[0].as_ptr(), shared.as_ptr());
     }
 
     #[tokio::test]

@@ -44,11 +44,6 @@ pub async fn serve(listener: TcpListener, state: AppState) {
                 continue;
             }
         };
-        // A response is written as several chunks; Nagle's algorithm would
-        // hold the last small one until the client's (delayed) ACK, 40 ms.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "setting TCP_NODELAY failed");
-        }
         let state = state.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {

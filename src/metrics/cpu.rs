@@ -6,6 +6,7 @@
 //! Kubernetes containers are labelled `namespace,pod,container`; others `id`
 //! (and `name` when the runtime has one).
 
+use super::exposition::{to_prometheus_text, EOF};
 use crate::config::RuntimeKind;
 use crate::probe::cpu::snapshot::{ContainerSample, CpuSnapshot};
 use crate::probe::cpu::{CgroupFile, CpuError};
@@ -20,7 +21,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FileLabels {
@@ -33,56 +34,73 @@ struct RefreshLabels {
     result: &'static str,
 }
 
-/// The latest snapshot's series in both formats, rendered once per snapshot
-/// and shared by every scrape until the next one (scrapes clone the chunks,
-/// never the text). The formats differ only in the `# HELP`/`# TYPE` headers,
-/// so the text format is the OpenMetrics bytes between the headers, sliced
-/// without copying, with each header rewritten.
-#[derive(Default)]
+/// The latest snapshot's series, rendered once per snapshot and shared by
+/// every scrape until the next one: a scrape clones a `Bytes` (a reference
+/// count), never the text. OpenMetrics is rendered with the snapshot and ends
+/// with `# EOF`, so an OpenMetrics response is two chunks (the registry's
+/// metrics, then these) written together. The Prometheus text format is built
+/// from it by the first scrape that asks for it (Prometheus asks for
+/// OpenMetrics, so usually none): the two differ only in the family headers.
 pub(super) struct Rendered {
     openmetrics: Bytes,
-    text: Vec<Bytes>,
+    text: OnceLock<Bytes>,
+}
+
+impl Default for Rendered {
+    fn default() -> Self {
+        Self::new(String::new())
+    }
 }
 
 impl Rendered {
     fn new(mut openmetrics: String) -> Self {
+        openmetrics.push_str(EOF);
         // Kept until the next snapshot: without the capacity reserved to render.
         openmetrics.shrink_to_fit();
-        let mut headers = Vec::new();
-        let (mut pos, mut help_at) = (0, None);
-        for line in openmetrics.split_inclusive('\n') {
-            let start = pos;
-            pos += line.len();
-            if line.starts_with("# HELP ") {
-                help_at = Some(start);
-            } else if line.starts_with("# TYPE ") {
-                let range = help_at.take().unwrap_or(start)..pos;
-                let text = super::exposition::to_prometheus_text(&openmetrics[range.clone()]);
-                headers.push((range, Bytes::from(text)));
-            } else {
-                help_at = None;
-            }
+        Self {
+            openmetrics: Bytes::from(openmetrics),
+            text: OnceLock::new(),
         }
-        let openmetrics = Bytes::from(openmetrics);
-        let mut text = Vec::with_capacity(2 * headers.len() + 1);
-        let mut at = 0;
-        for (range, header) in headers {
-            text.push(openmetrics.slice(at..range.start));
-            text.push(header);
-            at = range.end;
-        }
-        text.push(openmetrics.slice(at..));
-        Self { openmetrics, text }
     }
 
-    /// The series in OpenMetrics or in the Prometheus text format, in order.
-    pub(super) fn chunks(&self, openmetrics: bool) -> &[Bytes] {
-        if openmetrics {
-            std::slice::from_ref(&self.openmetrics)
+    /// The series in OpenMetrics, with the `# EOF` trailer.
+    pub(super) fn openmetrics(&self) -> Bytes {
+        self.openmetrics.clone()
+    }
+
+    /// The series in the Prometheus text format.
+    pub(super) fn text(&self) -> Bytes {
+        let text = self.text.get_or_init(|| {
+            let openmetrics = String::from_utf8_lossy(&self.openmetrics);
+            let series = openmetrics.strip_suffix(EOF).unwrap_or(&openmetrics);
+            Bytes::from(text_format(series))
+        });
+        text.clone()
+    }
+}
+
+/// OpenMetrics series in the Prometheus text format: the lines are copied,
+/// only the `# HELP`/`# TYPE` header of each family is rewritten (much faster
+/// than converting every line).
+fn text_format(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len() + 1024);
+    let (mut pos, mut at, mut help_at) = (0, 0, None);
+    for line in openmetrics.split_inclusive('\n') {
+        let start = pos;
+        pos += line.len();
+        if line.starts_with("# HELP ") {
+            help_at = Some(start);
+        } else if line.starts_with("# TYPE ") {
+            let header = help_at.take().unwrap_or(start);
+            out.push_str(&openmetrics[at..header]);
+            out.push_str(&to_prometheus_text(&openmetrics[header..pos]));
+            at = pos;
         } else {
-            &self.text
+            help_at = None;
         }
     }
+    out.push_str(&openmetrics[at..]);
+    out
 }
 
 #[derive(Clone)]
