@@ -62,19 +62,6 @@ impl CgroupFile {
         }
     }
 
-    /// [`Self::file_name`] for `openat(2)`.
-    pub(crate) fn c_name(self) -> &'static std::ffi::CStr {
-        match self {
-            CgroupFile::CpuStat => c"cpu.stat",
-            CgroupFile::CpuMax => c"cpu.max",
-            CgroupFile::CfsQuota => c"cpu.cfs_quota_us",
-            CgroupFile::CfsPeriod => c"cpu.cfs_period_us",
-            CgroupFile::CpuacctUsage => c"cpuacct.usage",
-            CgroupFile::CpuPressure => c"cpu.pressure",
-            CgroupFile::NodePressure => c"cpu",
-        }
-    }
-
     /// The `file` label: the file name, `pressure/cpu` for the node's.
     pub fn as_str(self) -> &'static str {
         match self {

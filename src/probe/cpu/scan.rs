@@ -4,16 +4,15 @@
 //! scan allocates little beyond what it returns. Emits no metrics itself: read
 //! and parse problems come back as [`CpuError`]s for the probe to count.
 
-use super::discover::{find_containers, Found};
+use super::discover::{open_dir, Found, Walker};
 use super::hierarchy::{detect, Layout};
 use super::limit::{parse_cfs_period, parse_cfs_quota, parse_cpu_max, Limit};
 use super::pressure::{parse_pressure, Pressure};
 use super::stat::{parse_cpu_stat, parse_cpuacct_usage, CgroupVersion, Throttling};
 use super::{CgroupFile, CpuError, ParseError};
-use std::ffi::CStr;
-use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
+use rustix::fs::{Mode, OFlags};
+use std::ffi::OsString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// What one container cgroup said in one scan. `None` fields were absent or
@@ -57,23 +56,40 @@ impl<T> Got<T> {
 
 pub struct Scanner {
     layout: Layout,
-    /// `<proc>/pressure`, the directory of the node's `cpu` pressure file.
-    proc_pressure: PathBuf,
-    buf: Vec<u8>,
-    path: PathBuf,
-    errors: Vec<CpuError>,
+    walker: Walker,
+    reader: Reader,
 }
 
 impl Scanner {
     /// Finds the cpu controller under `cgroup_root`; `proc_root` is where
     /// `pressure/cpu` is read.
     pub fn new(cgroup_root: &Path, proc_root: &Path) -> Result<Scanner, String> {
+        let layout = detect(cgroup_root)?;
+        let cpuacct = match &layout {
+            Layout::V1 {
+                cpu,
+                cpuacct: Some(cpuacct),
+            } if cpu != cpuacct => Some(cpuacct.clone()),
+            _ => None,
+        };
         Ok(Scanner {
-            layout: detect(cgroup_root)?,
-            proc_pressure: proc_root.join("pressure"),
-            buf: Vec::with_capacity(1024),
-            path: PathBuf::new(),
-            errors: Vec::new(),
+            reader: Reader {
+                version: layout.version(),
+                usage_in_cpu_dir: matches!(
+                    &layout,
+                    Layout::V1 { cpu, cpuacct: Some(c) } if c == cpu
+                ),
+                walk_root: layout.walk_root().to_owned(),
+                cpuacct_root: cpuacct,
+                cpuacct_dir: None,
+                proc_pressure: proc_root.join("pressure"),
+                buf: Vec::with_capacity(4096),
+                name: OsString::new(),
+                containers: Vec::new(),
+                errors: Vec::new(),
+            },
+            layout,
+            walker: Walker::default(),
         })
     }
 
@@ -82,96 +98,122 @@ impl Scanner {
     }
 
     pub fn scan(&mut self) -> Scan {
-        let found = find_containers(self.layout.walk_root());
-        let mut containers = Vec::with_capacity(found.len());
-        for f in found {
-            if let Some(r) = self.read_container(f) {
-                containers.push(r);
-            }
-        }
-        let node_pressure = self.read_node_pressure();
+        let reader = &mut self.reader;
+        reader.cpuacct_dir = reader
+            .cpuacct_root
+            .as_deref()
+            .and_then(|root| open_dir(rustix::fs::CWD, root).ok());
+        self.walker.walk(self.layout.walk_root(), |found| {
+            reader.read_container(found)
+        });
+        reader.cpuacct_dir = None;
+        let node_pressure = reader.read_node_pressure();
         Scan {
-            containers,
+            containers: std::mem::take(&mut reader.containers),
             node_pressure,
-            errors: std::mem::take(&mut self.errors),
+            errors: std::mem::take(&mut reader.errors),
         }
     }
+}
 
-    /// `/proc/pressure/cpu`; absent on kernels without PSI.
-    fn read_node_pressure(&mut self) -> Option<Pressure> {
-        self.path.clone_from(&self.proc_pressure);
-        let dir = match open_path(&self.path) {
-            Ok(fd) => fd,
-            Err(e) if gone(&e) => return None,
-            Err(source) => {
-                self.errors.push(CpuError::Read {
-                    path: self.path.clone(),
-                    file: CgroupFile::NodePressure,
-                    source,
-                });
-                return None;
-            }
+/// Which root a file's path starts from, for error messages.
+#[derive(Clone, Copy)]
+enum Root {
+    Walked,
+    Cpuacct,
+    Proc,
+}
+
+/// Where a file is: `sub/<file>` relative to `dir`; `root` and `rel` name it
+/// in errors.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    dir: BorrowedFd<'a>,
+    sub: &'a Path,
+    root: Root,
+    rel: &'a str,
+}
+
+/// Reads containers' files as the walk meets them. One reused buffer and name
+/// serve every read, so a scan allocates little beyond what it returns.
+struct Reader {
+    version: CgroupVersion,
+    /// v1 with `cpu` and `cpuacct` co-mounted: `cpuacct.usage` is next to `cpu.stat`.
+    usage_in_cpu_dir: bool,
+    walk_root: PathBuf,
+    /// v1 with `cpuacct` mounted on its own: its root, and that root opened for
+    /// the duration of a scan.
+    cpuacct_root: Option<PathBuf>,
+    cpuacct_dir: Option<OwnedFd>,
+    /// `<proc>/pressure`, the directory of the node's `cpu` pressure file.
+    proc_pressure: PathBuf,
+    buf: Vec<u8>,
+    name: OsString,
+    containers: Vec<Reading>,
+    errors: Vec<CpuError>,
+}
+
+impl Reader {
+    /// Reads one container; skips it when its cgroup vanished mid-scan.
+    fn read_container(&mut self, found: Found<'_>) {
+        let version = self.version;
+        let at = Place {
+            dir: found.parent,
+            sub: Path::new(found.leaf),
+            root: Root::Walked,
+            rel: found.rel,
         };
-        self.read_in(&dir, CgroupFile::NodePressure, parse_pressure)
-            .ok()
-    }
-
-    /// Reads one container; `None` when its cgroup vanished mid-scan.
-    fn read_container(&mut self, found: Found) -> Option<Reading> {
-        let version = self.layout.version();
-        let dir = self.open_dir(DirOf::Walked, &found.rel)?;
-        let stat = match self.read_in(&dir, CgroupFile::CpuStat, |t| parse_cpu_stat(t, version)) {
-            Got::Absent => return None,
+        let stat = match self.read(at, CgroupFile::CpuStat, |t| parse_cpu_stat(t, version)) {
+            Got::Absent => return,
             got => got.ok(),
         };
         let (usage_ns, limit, pressure) = match version {
             CgroupVersion::V2 => (
                 stat.and_then(|s| s.usage_ns),
-                self.read_in(&dir, CgroupFile::CpuMax, parse_cpu_max).ok(),
-                self.read_in(&dir, CgroupFile::CpuPressure, parse_pressure)
-                    .ok(),
+                self.read(at, CgroupFile::CpuMax, parse_cpu_max).ok(),
+                self.read(at, CgroupFile::CpuPressure, parse_pressure).ok(),
             ),
-            CgroupVersion::V1 => {
-                let limit = self.read_v1_limit(&dir);
-                (self.read_cpuacct_usage(dir, &found.rel), limit, None)
-            }
+            CgroupVersion::V1 => (self.read_cpuacct_usage(at), self.read_v1_limit(at), None),
         };
-        Some(Reading {
-            id: found.id,
-            rel: found.rel,
+        self.containers.push(Reading {
+            id: found.id.to_owned(),
+            rel: found.rel.to_owned(),
             throttling: stat.and_then(|s| s.throttling),
             usage_ns,
             limit,
             pressure,
-        })
+        });
     }
 
     /// `cpuacct.usage`, from the cpu directory when the controllers are
     /// co-mounted, else from the same path in the cpuacct hierarchy.
-    fn read_cpuacct_usage(&mut self, cpu_dir: OwnedFd, rel: &str) -> Option<u64> {
-        let Layout::V1 {
-            cpu,
-            cpuacct: Some(cpuacct),
-        } = &self.layout
-        else {
-            return None;
-        };
-        let dir = if cpu == cpuacct {
-            cpu_dir
-        } else {
-            drop(cpu_dir);
-            self.open_dir(DirOf::Cpuacct, rel)?
-        };
-        self.read_in(&dir, CgroupFile::CpuacctUsage, parse_cpuacct_usage)
-            .ok()
+    fn read_cpuacct_usage(&mut self, at: Place<'_>) -> Option<u64> {
+        if self.usage_in_cpu_dir {
+            return self
+                .read(at, CgroupFile::CpuacctUsage, parse_cpuacct_usage)
+                .ok();
+        }
+        let dir = self.cpuacct_dir.take()?;
+        let usage = self
+            .read(
+                Place {
+                    dir: dir.as_fd(),
+                    sub: Path::new(at.rel),
+                    root: Root::Cpuacct,
+                    rel: at.rel,
+                },
+                CgroupFile::CpuacctUsage,
+                parse_cpuacct_usage,
+            )
+            .ok();
+        self.cpuacct_dir = Some(dir);
+        usage
     }
 
-    fn read_v1_limit(&mut self, dir: &OwnedFd) -> Option<Limit> {
-        let quota = self
-            .read_in(dir, CgroupFile::CfsQuota, parse_cfs_quota)
-            .ok()?;
+    fn read_v1_limit(&mut self, at: Place<'_>) -> Option<Limit> {
+        let quota = self.read(at, CgroupFile::CfsQuota, parse_cfs_quota).ok()?;
         let period_us = self
-            .read_in(dir, CgroupFile::CfsPeriod, parse_cfs_period)
+            .read(at, CgroupFile::CfsPeriod, parse_cfs_period)
             .ok()?;
         Some(Limit {
             quota_us: quota,
@@ -179,50 +221,51 @@ impl Scanner {
         })
     }
 
-    /// Opens a cgroup directory (`O_PATH`) so its files are opened relative to
-    /// it: one path walk per container instead of one per file, the main cost
-    /// of a scan. Sets `self.path` to it for error messages. `None` when the
-    /// cgroup is gone (or unreadable, which is recorded).
-    fn open_dir(&mut self, of: DirOf, rel: &str) -> Option<OwnedFd> {
-        let root = match (&self.layout, of) {
-            (
-                Layout::V1 {
-                    cpuacct: Some(c), ..
+    /// `/proc/pressure/cpu`; absent on kernels without PSI.
+    fn read_node_pressure(&mut self) -> Option<Pressure> {
+        let dir = std::mem::take(&mut self.proc_pressure);
+        let pressure = self
+            .read(
+                Place {
+                    dir: rustix::fs::CWD,
+                    sub: &dir,
+                    root: Root::Proc,
+                    rel: "",
                 },
-                DirOf::Cpuacct,
-            ) => c.as_path(),
-            (layout, _) => layout.walk_root(),
-        };
-        self.path.as_mut_os_string().clear();
-        self.path.push(root);
-        self.path.push(rel);
-        match open_path(&self.path) {
-            Ok(fd) => Some(fd),
-            Err(e) if gone(&e) => None,
-            Err(source) => {
-                self.errors.push(CpuError::Read {
-                    path: self.path.clone(),
-                    file: CgroupFile::CpuStat,
-                    source,
-                });
-                None
-            }
-        }
+                CgroupFile::NodePressure,
+                parse_pressure,
+            )
+            .ok();
+        self.proc_pressure = dir;
+        pressure
     }
 
-    /// Reads and parses `file` in `dir` (whose path is `self.path`).
-    fn read_in<T>(
+    /// Reads and parses `file` at `at`, recording what went wrong.
+    fn read<T>(
         &mut self,
-        dir: &OwnedFd,
+        at: Place<'_>,
         file: CgroupFile,
         parse: impl FnOnce(&str) -> Result<T, ParseError>,
     ) -> Got<T> {
-        let len = match open_in(dir, file.c_name()).and_then(|f| read_all(f, &mut self.buf)) {
+        self.name.clear();
+        self.name.push(at.sub);
+        self.name.push("/");
+        self.name.push(file.file_name());
+        let opened = rustix::fs::openat(
+            at.dir,
+            self.name.as_os_str(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        );
+        let len = match opened
+            .map_err(std::io::Error::from)
+            .and_then(|f| read_all(&f, &mut self.buf))
+        {
             Ok(len) => len,
             Err(e) if gone(&e) => return Got::Absent,
             Err(source) => {
                 self.errors.push(CpuError::Read {
-                    path: self.path.join(file.file_name()),
+                    path: self.path_of(at, file),
                     file,
                     source,
                 });
@@ -236,7 +279,7 @@ impl Scanner {
             Ok(v) => Got::Value(v),
             Err(source) => {
                 self.errors.push(CpuError::Parse {
-                    path: self.path.join(file.file_name()),
+                    path: self.path_of(at, file),
                     file,
                     source,
                 });
@@ -244,55 +287,32 @@ impl Scanner {
             }
         }
     }
-}
 
-/// Which hierarchy a container directory is opened in.
-#[derive(Clone, Copy)]
-enum DirOf {
-    Walked,
-    Cpuacct,
-}
-
-fn open_path(path: &Path) -> std::io::Result<OwnedFd> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-        .open(path)
-        .map(OwnedFd::from)
-}
-
-/// `openat(2)` relative to an open directory.
-fn open_in(dir: &OwnedFd, name: &CStr) -> std::io::Result<std::fs::File> {
-    // SAFETY: `name` is NUL-terminated and `dir` is an open descriptor for the
-    // duration of the call; a non-negative result is a new descriptor we own.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
+    /// The full path of a file, built only for error messages.
+    fn path_of(&self, at: Place<'_>, file: CgroupFile) -> PathBuf {
+        let root = match at.root {
+            Root::Walked => &self.walk_root,
+            Root::Cpuacct => self.cpuacct_root.as_ref().unwrap_or(&self.walk_root),
+            Root::Proc => return at.sub.join(file.file_name()),
+        };
+        root.join(at.rel).join(file.file_name())
     }
-    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
-    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
 /// Reads a whole small file into `buf` (grown as needed) and returns its
 /// length. Unlike `read_to_end` it makes no fstat/lseek calls, and a short read
 /// ends it: cgroup and proc files hand out their whole content in one read, and
 /// a scan opens thousands of them.
-fn read_all(mut f: std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+fn read_all(f: &OwnedFd, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     if buf.len() < 4096 {
         buf.resize(4096, 0);
     }
     let mut len = 0;
     loop {
-        let n = match f.read(&mut buf[len..]) {
+        let n = match rustix::io::read(f, &mut buf[len..]) {
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         };
         len += n;
         if len < buf.len() {
