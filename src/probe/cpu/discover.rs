@@ -187,6 +187,21 @@ mod tests {
     }
 
     #[test]
+    fn walk_reads_directories_larger_than_its_buffer_again_and_again() {
+        let d = tempfile::tempdir().unwrap();
+        // 300 entries of about 90 bytes: several getdents64 calls per walk.
+        for i in 0..300 {
+            std::fs::create_dir_all(d.path().join(format!("pod/docker-{i:064x}.scope"))).unwrap();
+        }
+        let mut walker = Walker::default();
+        for _ in 0..2 {
+            let mut ids = std::collections::HashSet::new();
+            walker.walk(d.path(), |f| assert!(ids.insert(f.id.to_owned())));
+            assert_eq!(ids.len(), 300);
+        }
+    }
+
+    #[test]
     fn missing_root_finds_nothing() {
         Walker::default().walk(std::path::Path::new("/nonexistent/nv"), |f| {
             panic!("found {f:?} under a missing root")

@@ -17,6 +17,7 @@ mod docker_directory;
 pub mod hierarchy;
 pub mod identity;
 mod limit;
+mod limit_cache;
 mod pressure;
 mod probe;
 pub mod scan;

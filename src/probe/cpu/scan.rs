@@ -7,6 +7,7 @@
 use super::discover::{open_dir, Found, Walker};
 use super::hierarchy::{detect, Layout};
 use super::limit::{parse_cfs_period, parse_cfs_quota, parse_cpu_max, Limit};
+use super::limit_cache::{Cached, LimitCache};
 use super::pressure::{parse_pressure, Pressure};
 use super::stat::{parse_cpu_stat, parse_cpuacct_usage, CgroupVersion, Throttling};
 use super::{CgroupFile, CpuError, ParseError};
@@ -52,6 +53,14 @@ impl<T> Got<T> {
             Got::Absent | Got::Failed => None,
         }
     }
+
+    fn and_then<U>(self, f: impl FnOnce(T) -> Got<U>) -> Got<U> {
+        match self {
+            Got::Value(v) => f(v),
+            Got::Absent => Got::Absent,
+            Got::Failed => Got::Failed,
+        }
+    }
 }
 
 pub struct Scanner {
@@ -85,6 +94,7 @@ impl Scanner {
                 proc_pressure: proc_root.join("pressure"),
                 buf: Vec::with_capacity(4096),
                 name: OsString::new(),
+                limits: LimitCache::default(),
                 containers: Vec::new(),
                 errors: Vec::new(),
             },
@@ -103,9 +113,11 @@ impl Scanner {
             .cpuacct_root
             .as_deref()
             .and_then(|root| open_dir(rustix::fs::CWD, root).ok());
+        reader.limits.begin_scan();
         self.walker.walk(self.layout.walk_root(), |found| {
             reader.read_container(found)
         });
+        reader.limits.end_scan();
         reader.cpuacct_dir = None;
         let node_pressure = reader.read_node_pressure();
         Scan {
@@ -149,6 +161,7 @@ struct Reader {
     proc_pressure: PathBuf,
     buf: Vec<u8>,
     name: OsString,
+    limits: LimitCache,
     containers: Vec<Reading>,
     errors: Vec<CpuError>,
 }
@@ -167,13 +180,26 @@ impl Reader {
             Got::Absent => return,
             got => got.ok(),
         };
-        let (usage_ns, limit, pressure) = match version {
+        let (usage_ns, pressure) = match version {
             CgroupVersion::V2 => (
                 stat.and_then(|s| s.usage_ns),
-                self.read(at, CgroupFile::CpuMax, parse_cpu_max).ok(),
                 self.read(at, CgroupFile::CpuPressure, parse_pressure).ok(),
             ),
-            CgroupVersion::V1 => (self.read_cpuacct_usage(at), self.read_v1_limit(at), None),
+            CgroupVersion::V1 => (self.read_cpuacct_usage(at), None),
+        };
+        let limit = match self.limits.lookup(found.rel) {
+            Cached::Fresh(limit) => limit,
+            Cached::Due => match self.read_limit(at) {
+                Got::Value(limit) => {
+                    self.limits.store(found.rel, Some(limit));
+                    Some(limit)
+                }
+                Got::Absent => {
+                    self.limits.store(found.rel, None);
+                    None
+                }
+                Got::Failed => None,
+            },
         };
         self.containers.push(Reading {
             id: found.id.to_owned(),
@@ -210,15 +236,21 @@ impl Reader {
         usage
     }
 
-    fn read_v1_limit(&mut self, at: Place<'_>) -> Option<Limit> {
-        let quota = self.read(at, CgroupFile::CfsQuota, parse_cfs_quota).ok()?;
-        let period_us = self
-            .read(at, CgroupFile::CfsPeriod, parse_cfs_period)
-            .ok()?;
-        Some(Limit {
-            quota_us: quota,
-            period_us,
-        })
+    /// `cpu.max` (v2), or the CFS quota and period (v1).
+    fn read_limit(&mut self, at: Place<'_>) -> Got<Limit> {
+        if self.version == CgroupVersion::V2 {
+            return self.read(at, CgroupFile::CpuMax, parse_cpu_max);
+        }
+        self.read(at, CgroupFile::CfsQuota, parse_cfs_quota)
+            .and_then(|quota_us| {
+                self.read(at, CgroupFile::CfsPeriod, parse_cfs_period)
+                    .and_then(|period_us| {
+                        Got::Value(Limit {
+                            quota_us,
+                            period_us,
+                        })
+                    })
+            })
     }
 
     /// `/proc/pressure/cpu`; absent on kernels without PSI.
@@ -337,4 +369,83 @@ const MAX_FILE: usize = 64 * 1024;
 fn gone(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::NotFound
         || matches!(e.raw_os_error(), Some(libc::ENODEV | libc::EOPNOTSUPP))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::limit_cache::REFRESH_SCANS;
+    use super::*;
+
+    const ID: &str = "3f1c2b0e9d8a7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b";
+
+    /// A cgroup v2 tree with one container; returns the container's directory.
+    fn v2_tree(root: &Path, cpu_max: &str) -> PathBuf {
+        std::fs::write(root.join("cgroup.controllers"), "cpu memory\n").unwrap();
+        let dir = root.join(format!("system.slice/docker-{ID}.scope"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("cpu.stat"),
+            "usage_usec 10\nuser_usec 5\nsystem_usec 5\nnr_periods 4\nnr_throttled 1\nthrottled_usec 7\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("cpu.max"), cpu_max).unwrap();
+        dir
+    }
+
+    fn only(scan: Scan) -> (Reading, Vec<CpuError>) {
+        let [reading]: [Reading; 1] = scan.containers.try_into().expect("one container");
+        (reading, scan.errors)
+    }
+
+    #[test]
+    fn a_changed_limit_is_seen_within_the_refresh_period() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = v2_tree(root.path(), "50000 100000\n");
+        let mut scanner = Scanner::new(root.path(), root.path()).unwrap();
+        let (first, errors) = only(scanner.scan());
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(first.limit.unwrap().quota_us, Some(50_000));
+        assert_eq!(first.rel, format!("system.slice/docker-{ID}.scope"));
+        assert_eq!(first.id, ID);
+        std::fs::write(dir.join("cpu.max"), "max 100000\n").unwrap();
+        let quotas: Vec<Option<u64>> = (0..REFRESH_SCANS)
+            .map(|_| only(scanner.scan()).0.limit.unwrap().quota_us)
+            .collect();
+        assert_eq!(
+            quotas.last(),
+            Some(&None),
+            "resized to no limit: {quotas:?}"
+        );
+    }
+
+    #[test]
+    fn a_limit_that_failed_to_parse_is_read_again_next_scan() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = v2_tree(root.path(), "fifty 100000\n");
+        let mut scanner = Scanner::new(root.path(), root.path()).unwrap();
+        for _ in 0..2 {
+            let (reading, errors) = only(scanner.scan());
+            assert_eq!(reading.limit, None, "never a made-up limit");
+            assert!(reading.throttling.is_some(), "the counters still count");
+            let [CpuError::Parse { path, file, .. }] = &errors[..] else {
+                panic!("{errors:?}")
+            };
+            assert_eq!((path, *file), (&dir.join("cpu.max"), CgroupFile::CpuMax));
+        }
+        std::fs::write(dir.join("cpu.max"), "20000 100000\n").unwrap();
+        let (reading, _) = only(scanner.scan());
+        assert_eq!(reading.limit.unwrap().quota_us, Some(20_000));
+    }
+
+    #[test]
+    fn a_container_removed_between_scans_is_gone_without_errors() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = v2_tree(root.path(), "50000 100000\n");
+        let mut scanner = Scanner::new(root.path(), root.path()).unwrap();
+        assert_eq!(scanner.scan().containers.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let scan = scanner.scan();
+        assert!(scan.containers.is_empty());
+        assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+    }
 }
