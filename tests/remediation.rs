@@ -549,6 +549,51 @@ esac
     );
 }
 
+/// The `command` method: the configured argv runs once per restart. Here it
+/// records its run and kills the hung dockerd, which its supervisor starts
+/// again, as an operator's own restart script would.
+#[test]
+fn command_method_runs_the_configured_argv() {
+    let d = Dockerd::start_supervised("rem-command");
+    let dir = short_tempdir("rem-command-agent");
+    let runs = dir.path().join("runs");
+    let script = format!(
+        "echo \"$0 $1\" >> {runs}; kill -KILL $(cat {pidfile})",
+        runs = runs.display(),
+        pidfile = d.pidfile.display()
+    );
+    let command = format!("[\"/bin/sh\", \"-c\", {script:?}, \"restart-docker\", \"now\"]");
+    let cfg = config(
+        &d.endpoint(),
+        &dir.path().join("state"),
+        &[],
+        &[("method", "\"command\""), ("command", &command)],
+    );
+    let agent = AgentProcess::start(dir.path(), &cfg, &[]);
+    wait_healthy(&agent);
+    let hung = d.pid();
+    process::signal(hung, libc::SIGSTOP);
+    let m = agent.wait_metrics(MINUTE, "a successful command restart", |m| {
+        m.get(
+            RESTARTS,
+            &[
+                ("target", "docker"),
+                ("method", "command"),
+                ("result", "success"),
+            ],
+        ) == Some(1.0)
+    });
+    assert_eq!(all_restarts(&m), 1.0);
+    assert_ne!(d.pid(), hung, "dockerd was replaced");
+    assert_eq!(d.starts(), 2, "{}", d.log());
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap(),
+        "restart-docker now\n"
+    );
+    d.wait_answering(MINUTE);
+    wait_healthy(&agent);
+}
+
 /// A corrupt state file is reported, set aside, and read as a spent budget:
 /// a hang right after is not restarted.
 #[test]
