@@ -466,6 +466,39 @@ fn dry_run_records_the_decision_and_leaves_dockerd_alone() {
     process::signal(pid, libc::SIGCONT);
 }
 
+/// An agent restarting the supervised `d` with `method` (and `keys`): it sees
+/// dockerd healthy, dockerd hangs (SIGSTOP), and one restart succeeds, after
+/// which a new dockerd runs.
+fn restart_one_hang_with(
+    d: &Dockerd,
+    dir: &Path,
+    method: &str,
+    keys: &[(&str, &str)],
+) -> AgentProcess {
+    let method_key = format!("{method:?}");
+    let restart: Vec<(&str, &str)> = [("method", method_key.as_str())]
+        .into_iter()
+        .chain(keys.iter().copied())
+        .collect();
+    let cfg = config(&d.endpoint(), &dir.join("state"), &[], &restart);
+    let agent = AgentProcess::start(dir, &cfg, &[]);
+    wait_healthy(&agent);
+    let hung = d.pid();
+    process::signal(hung, libc::SIGSTOP);
+    let labels = [
+        ("target", "docker"),
+        ("method", method),
+        ("result", "success"),
+    ];
+    let m = agent.wait_metrics(MINUTE, &format!("a successful {method} restart"), |m| {
+        m.get(RESTARTS, &labels) == Some(1.0)
+    });
+    assert_eq!(all_restarts(&m), 1.0);
+    assert_ne!(d.pid(), hung, "dockerd was replaced");
+    assert_eq!(d.starts(), 2, "{}", d.log());
+    agent
+}
+
 /// The `systemd` method. No systemd runs as PID 1 here, so `systemctl` is
 /// replaced (through `restart.systemctl`) by a script standing in for systemd:
 /// it records its calls, answers `show` with `Restart=always`, and for
@@ -502,33 +535,15 @@ esac
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let cfg = config(
-        &d.endpoint(),
-        &dir.path().join("state"),
-        &[],
+    let agent = restart_one_hang_with(
+        &d,
+        dir.path(),
+        "systemd",
         &[
-            ("method", "\"systemd\""),
             ("unit", "\"docker.service\""),
             ("systemctl", &format!("\"{}\"", systemctl.display())),
         ],
     );
-    let agent = AgentProcess::start(dir.path(), &cfg, &[]);
-    wait_healthy(&agent);
-    let hung = d.pid();
-    process::signal(hung, libc::SIGSTOP);
-    let m = agent.wait_metrics(MINUTE, "a successful systemd restart", |m| {
-        m.get(
-            RESTARTS,
-            &[
-                ("target", "docker"),
-                ("method", "systemd"),
-                ("result", "success"),
-            ],
-        ) == Some(1.0)
-    });
-    assert_eq!(all_restarts(&m), 1.0);
-    assert_ne!(d.pid(), hung);
-    assert_eq!(d.starts(), 2);
     let calls = std::fs::read_to_string(&calls).unwrap();
     let calls: Vec<&str> = calls.lines().collect();
     assert_eq!(
@@ -563,29 +578,7 @@ fn command_method_runs_the_configured_argv() {
         pidfile = d.pidfile.display()
     );
     let command = format!("[\"/bin/sh\", \"-c\", {script:?}, \"restart-docker\", \"now\"]");
-    let cfg = config(
-        &d.endpoint(),
-        &dir.path().join("state"),
-        &[],
-        &[("method", "\"command\""), ("command", &command)],
-    );
-    let agent = AgentProcess::start(dir.path(), &cfg, &[]);
-    wait_healthy(&agent);
-    let hung = d.pid();
-    process::signal(hung, libc::SIGSTOP);
-    let m = agent.wait_metrics(MINUTE, "a successful command restart", |m| {
-        m.get(
-            RESTARTS,
-            &[
-                ("target", "docker"),
-                ("method", "command"),
-                ("result", "success"),
-            ],
-        ) == Some(1.0)
-    });
-    assert_eq!(all_restarts(&m), 1.0);
-    assert_ne!(d.pid(), hung, "dockerd was replaced");
-    assert_eq!(d.starts(), 2, "{}", d.log());
+    let agent = restart_one_hang_with(&d, dir.path(), "command", &[("command", &command)]);
     assert_eq!(
         std::fs::read_to_string(&runs).unwrap(),
         "restart-docker now\n"
