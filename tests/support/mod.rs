@@ -3,13 +3,17 @@
 //! its guard drops, however the test ends.
 #![allow(dead_code)] // each integration test binary uses a different subset
 
+pub mod busybox;
 pub mod cgroup;
 pub mod containerd;
+pub mod cri_client;
+pub mod cri_pod;
 pub mod dns_config;
 pub mod dns_responder;
 pub mod dnsmasq;
 pub mod dockerd;
 pub mod kubelet;
+pub mod oci_image;
 pub mod process;
 pub mod threads;
 

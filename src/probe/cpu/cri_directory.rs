@@ -72,7 +72,7 @@ fn seconds(nanos: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    //! `tests/cri_cpu_throttling.rs` names a real containerd's sandbox and
+    //! `tests/cpu_throttling.rs` names a real containerd's CRI sandbox and
     //! container; here the mapping is pinned on wire bytes with every field a
     //! runtime sends, also those the agent skips.
 
