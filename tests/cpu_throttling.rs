@@ -93,6 +93,15 @@ fn kubernetes_container_series_carry_pod_labels_and_vanish_with_it() {
         "while :; do :; done",
     ]);
     let plain = d.run_sleeper(&["--name", "plain-sleeper", "--cpus", "0.5"]);
+    // The pod's pause container, labelled as dockershim and cri-dockerd label it.
+    d.run_sleeper(&[
+        "--label",
+        "io.kubernetes.pod.namespace=shop",
+        "--label",
+        "io.kubernetes.pod.name=checkout-7d9f8",
+        "--label",
+        "io.kubernetes.docker.type=podsandbox",
+    ]);
     let dir = short_tempdir("cpu-k8s-agent");
     let runtime = format!(
         "[[runtime]]\nkind = \"docker\"\nendpoint = \"{}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n",
@@ -111,6 +120,12 @@ fn kubernetes_container_series_carry_pod_labels_and_vanish_with_it() {
         m.get(LIMIT, &plain_labels) == Some(0.5)
     });
     assert!(m.get(USAGE_S, &pod_labels()).unwrap() > 0.0);
+    let sandbox = [
+        ("namespace", "shop"),
+        ("pod", "checkout-7d9f8"),
+        ("container", "POD"),
+    ];
+    assert!(m.has(USAGE_S, &sandbox), "{}", m.text);
     assert!(
         !m.has(PERIODS, &[("id", id.as_str())]),
         "a Kubernetes container is labelled by name, not id"
