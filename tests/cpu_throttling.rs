@@ -57,6 +57,17 @@ fn counters_equal_the_kernels_cpu_stat_of_a_real_quota() {
     assert_eq!(status["probes"]["cpu"]["outcome"], "ok", "{body}");
 }
 
+/// `/status` lists container `id` of `pod` among the most throttled.
+fn assert_top_throttled(agent: &AgentProcess, pod: &str, id: &str) {
+    let (_, body) = agent.get("/status");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let top = status["cpu"]["top_throttled"].as_array().unwrap();
+    assert!(
+        top.iter().any(|c| c["pod"] == pod && c["id"] == id),
+        "{body}"
+    );
+}
+
 fn pod_labels() -> [(&'static str, &'static str); 3] {
     [
         ("namespace", "shop"),
@@ -103,10 +114,7 @@ fn kubernetes_container_series_carry_pod_labels_and_vanish_with_it() {
         "io.kubernetes.docker.type=podsandbox",
     ]);
     let dir = short_tempdir("cpu-k8s-agent");
-    let runtime = format!(
-        "[[runtime]]\nkind = \"docker\"\nendpoint = \"{}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n",
-        d.endpoint()
-    );
+    let runtime = support::runtime_entry("docker", &d.endpoint());
     let agent = AgentProcess::start(dir.path(), &support::cpu_config(&runtime), &[]);
     let m = agent.wait_metrics(
         Duration::from_secs(40),
@@ -130,14 +138,7 @@ fn kubernetes_container_series_carry_pod_labels_and_vanish_with_it() {
         !m.has(PERIODS, &[("id", id.as_str())]),
         "a Kubernetes container is labelled by name, not id"
     );
-    let (_, body) = agent.get("/status");
-    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let top = status["cpu"]["top_throttled"].as_array().unwrap();
-    assert!(
-        top.iter()
-            .any(|c| c["pod"] == "checkout-7d9f8" && c["id"] == id.as_str()),
-        "{body}"
-    );
+    assert_top_throttled(&agent, "checkout-7d9f8", &id);
 
     d.docker(&["rm", "-f", &id]);
     agent.wait_metrics(Duration::from_secs(10), "the pod's series to vanish", |m| {
@@ -162,10 +163,7 @@ fn cri_pod_series_carry_pod_labels_the_sandbox_is_pod_and_all_vanish_with_it() {
     ];
     let id = pod.start_container("web", &busy, quota);
     let dir = short_tempdir("cpu-cri-agent");
-    let runtime = format!(
-        "[[runtime]]\nkind = \"containerd\"\nendpoint = \"{}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n",
-        c.endpoint()
-    );
+    let runtime = support::runtime_entry("containerd", &c.endpoint());
     let agent = AgentProcess::start(dir.path(), &support::cpu_config(&runtime), &[]);
     let web = [
         ("namespace", "shop"),
@@ -194,14 +192,7 @@ fn cri_pod_series_carry_pod_labels_the_sandbox_is_pod_and_all_vanish_with_it() {
             m.text
         );
     }
-    let (_, body) = agent.get("/status");
-    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let top = status["cpu"]["top_throttled"].as_array().unwrap();
-    assert!(
-        top.iter()
-            .any(|c| c["pod"] == "cart-5c6d7" && c["id"] == id.as_str()),
-        "{body}"
-    );
+    assert_top_throttled(&agent, "cart-5c6d7", &id);
 
     pod.remove();
     agent.wait_metrics(Duration::from_secs(10), "the pod's series to vanish", |m| {

@@ -3,7 +3,6 @@
 //! applet links a test needs.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 pub fn busybox_path() -> PathBuf {
     ["/bin/busybox", "/usr/bin/busybox"]
@@ -22,22 +21,4 @@ pub fn install(root: &Path, applets: &[&str]) {
     for applet in applets {
         std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
     }
-}
-
-/// An uncompressed tar of `bin/` holding busybox and `applets`, made under
-/// `dir`: the one layer of a `FROM scratch` image.
-pub fn layer_tar(dir: &Path, applets: &[&str]) -> PathBuf {
-    let tree = dir.join("layer");
-    install(&tree, applets);
-    let tar = dir.join("layer.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&tree)
-        .arg("-cf")
-        .arg(&tar)
-        .arg("bin")
-        .status()
-        .expect("run tar");
-    assert!(status.success(), "tar failed");
-    tar
 }

@@ -18,12 +18,12 @@ const IMAGE_SERVICE: &str = "/runtime.v1.ImageService/";
 /// How long one RPC may take (containerd starts a shim and runc in some).
 const CALL_DEADLINE: Duration = Duration::from_secs(30);
 
+/// The pod's name and namespace; the UID (field 2), which containerd only
+/// puts into the sandbox's name, is left out.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct PodSandboxMetadata {
     #[prost(string, tag = "1")]
     pub name: String,
-    #[prost(string, tag = "2")]
-    pub uid: String,
     #[prost(string, tag = "3")]
     pub namespace: String,
 }

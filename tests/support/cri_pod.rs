@@ -34,14 +34,14 @@ pub struct Quota {
 }
 
 impl<'a> CriPod<'a> {
-    /// Imports the pause image and runs the sandbox of pod `namespace/name`.
+    /// Imports the pause image and runs the sandbox of pod `namespace/name`,
+    /// in the pod cgroup `pod<uid>` as the kubelet's cgroupfs driver names it.
     pub fn run(containerd: &'a Containerd, namespace: &str, name: &str, uid: &str) -> CriPod<'a> {
         let client = CriClient::new(containerd.socket.clone());
         containerd.import_pause_image(&client);
         let config = PodSandboxConfig {
             metadata: Some(PodSandboxMetadata {
                 name: name.to_owned(),
-                uid: uid.to_owned(),
                 namespace: namespace.to_owned(),
             }),
             labels: HashMap::from([

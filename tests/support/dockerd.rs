@@ -166,7 +166,7 @@ impl Dockerd {
     pub fn build_busybox_image(&self) {
         let ctx = self.dir.path().join("image");
         std::fs::create_dir_all(&ctx).unwrap();
-        let tar = super::busybox::layer_tar(&ctx, &["sh", "sleep", "true", "cat"]);
+        let tar = super::oci_image::layer_tar(&ctx, &["sh", "sleep", "true", "cat"]);
         self.docker(&[
             "import",
             "--change",

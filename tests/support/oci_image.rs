@@ -1,7 +1,8 @@
-//! A `FROM scratch` image holding busybox-static, written as an OCI image
-//! layout tar (what `ctr images import` and `docker load` read) without any
-//! image tool or registry: one uncompressed layer, a config naming the
-//! entrypoint, a manifest and an index carrying the image's name.
+//! `FROM scratch` images holding busybox-static, made without any image tool
+//! or registry: the layer tar alone (for `docker import`), or an OCI image
+//! layout tar (what `ctr images import` and `docker load` read) with that
+//! layer, a config naming the entrypoint, a manifest and an index carrying the
+//! image's name.
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -16,10 +17,7 @@ pub fn write_archive(dir: &Path, name: &str, entrypoint: &[&str]) -> PathBuf {
     let layout = dir.join("oci");
     let blobs = layout.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
-    let layer = blob(
-        &blobs,
-        &std::fs::read(super::busybox::layer_tar(dir, APPLETS)).unwrap(),
-    );
+    let layer = blob(&blobs, &std::fs::read(layer_tar(dir, APPLETS)).unwrap());
     let config = blob(
         &blobs,
         &serde_json::to_vec(&json!({
@@ -56,16 +54,31 @@ pub fn write_archive(dir: &Path, name: &str, entrypoint: &[&str]) -> PathBuf {
     )
     .unwrap();
     let tar = dir.join("image.tar");
+    tar_of(&layout, &["oci-layout", "index.json", "blobs"], &tar);
+    tar
+}
+
+/// An uncompressed tar of `bin/` holding busybox and `applets`, made under
+/// `dir`: the one layer of a `FROM scratch` image (what `docker import` takes).
+pub fn layer_tar(dir: &Path, applets: &[&str]) -> PathBuf {
+    let tree = dir.join("layer");
+    super::busybox::install(&tree, applets);
+    let tar = dir.join("layer.tar");
+    tar_of(&tree, &["bin"], &tar);
+    tar
+}
+
+/// Writes the tar `out` of `entries` of `dir`.
+fn tar_of(dir: &Path, entries: &[&str], out: &Path) {
     let status = Command::new("tar")
         .arg("-C")
-        .arg(&layout)
+        .arg(dir)
         .arg("-cf")
-        .arg(&tar)
-        .args(["oci-layout", "index.json", "blobs"])
+        .arg(out)
+        .args(entries)
         .status()
         .expect("run tar");
-    assert!(status.success(), "tar of the OCI layout failed");
-    tar
+    assert!(status.success(), "tar of {} failed", dir.display());
 }
 
 /// A content-addressed blob of the layout.

@@ -148,6 +148,12 @@ mod tests {
         assert_eq!(resp.containers[1].labels["app"], "x");
     }
 
+    /// The Kubernetes `(namespace, pod, container)` of an identity that has them.
+    fn kube_names(i: &Identity) -> (&str, &str, &str) {
+        let k = i.kubernetes.as_ref().expect("a Kubernetes identity");
+        (&k.namespace, &k.pod, &k.container)
+    }
+
     #[test]
     fn kubelet_labels_name_the_container_and_others_keep_their_metadata_name() {
         let resp = ListContainersResponse::decode(wire().as_slice()).unwrap();
@@ -155,11 +161,7 @@ mod tests {
 
         let (id, kube) = &named[0];
         assert_eq!(id, "c0ffee");
-        let k = kube.kubernetes.as_ref().unwrap();
-        assert_eq!(
-            (k.namespace.as_str(), k.pod.as_str(), k.container.as_str()),
-            ("shop", "checkout-7d9f8", "api")
-        );
+        assert_eq!(kube_names(kube), ("shop", "checkout-7d9f8", "api"));
         assert_eq!(kube.created, 1_700_000_000, "nanoseconds to seconds");
 
         let (id, plain) = &named[1];
@@ -205,11 +207,7 @@ mod tests {
 
         let (id, kube) = &named[0];
         assert_eq!(id, "5a9d");
-        let k = kube.kubernetes.as_ref().unwrap();
-        assert_eq!(
-            (k.namespace.as_str(), k.pod.as_str(), k.container.as_str()),
-            ("shop", "checkout-7d9f8", "POD")
-        );
+        assert_eq!(kube_names(kube), ("shop", "checkout-7d9f8", "POD"));
         assert_eq!(kube.created, 1_700_000_000, "nanoseconds to seconds");
         assert_eq!(kube.name, None);
 
