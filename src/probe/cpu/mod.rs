@@ -20,6 +20,7 @@ mod limit;
 mod limit_cache;
 mod pressure;
 mod probe;
+mod reader;
 pub mod scan;
 pub mod snapshot;
 mod stat;
