@@ -79,6 +79,8 @@ pub(super) struct Reader {
     name: OsString,
     limits: LimitCache,
     containers: Vec<Reading>,
+    /// How many containers the last scan found.
+    found_last: usize,
     errors: Vec<CpuError>,
 }
 
@@ -102,11 +104,15 @@ impl Reader {
             name: OsString::new(),
             limits: LimitCache::default(),
             containers: Vec::new(),
+            found_last: 0,
             errors: Vec::new(),
         }
     }
 
     pub(super) fn begin_scan(&mut self) {
+        // This scan likely finds as many as the last: no regrowing on the way,
+        // and nothing held between scans.
+        self.containers = Vec::with_capacity(self.found_last);
         self.cpuacct_dir = self
             .cpuacct_root
             .as_deref()
@@ -119,6 +125,7 @@ impl Reader {
         self.limits.end_scan();
         self.cpuacct_dir = None;
         let node_pressure = self.read_node_pressure();
+        self.found_last = self.containers.len();
         Scan {
             containers: std::mem::take(&mut self.containers),
             node_pressure,
