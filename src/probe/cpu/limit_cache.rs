@@ -1,7 +1,8 @@
 //! When a container's CPU limit is read again. A limit changes only when its
 //! pod is resized, yet reading it costs one file (`cpu.max`) or two
 //! (`cpu.cfs_quota_us`, `cpu.cfs_period_us`) per container per scan: as much
-//! as the counters themselves. So a container's limit is read when it is first
+//! as the counters themselves. (On v1 the reader re-reads the period only
+//! along with a changed quota.) So a container's limit is read when it is first
 //! seen and then every [`REFRESH_SCANS`]th scan, staggered by cgroup path so
 //! every scan carries an equal share. A read that failed is retried on the
 //! next scan. Emits no metrics.
@@ -40,8 +41,9 @@ struct Known {
 pub enum Cached {
     /// Read recently enough: use this.
     Fresh(Option<Limit>),
-    /// Read it now, then [`LimitCache::store`] it.
-    Due,
+    /// Read it now, then [`LimitCache::store`] it; carries the limit read
+    /// last time, if any.
+    Due(Option<Limit>),
 }
 
 impl LimitCache {
@@ -57,7 +59,7 @@ impl LimitCache {
                 known.seen = scan;
                 Cached::Fresh(known.limit)
             }
-            _ => Cached::Due,
+            known => Cached::Due(known.and_then(|k| k.limit)),
         }
     }
 
@@ -105,7 +107,7 @@ mod tests {
                 cache.begin_scan();
                 let mut reads = 0;
                 for rel in rels {
-                    if cache.lookup(rel) == Cached::Due {
+                    if let Cached::Due(_) = cache.lookup(rel) {
                         reads += 1;
                         cache.store(rel, LIMIT);
                     }
@@ -142,7 +144,7 @@ mod tests {
         let mut cache = LimitCache::default();
         let rel = "system.slice/docker-x.scope";
         cache.begin_scan();
-        assert_eq!(cache.lookup(rel), Cached::Due);
+        assert_eq!(cache.lookup(rel), Cached::Due(None));
         cache.store(rel, LIMIT);
         cache.end_scan();
         // Over two refresh periods: served from the cache except on its turn,
@@ -155,7 +157,8 @@ mod tests {
                     assert_eq!(l, expected);
                     served += 1;
                 }
-                Cached::Due => {
+                Cached::Due(previous) => {
+                    assert_eq!(previous, LIMIT, "the due lookup hands over the old limit");
                     cache.store(rel, None);
                     expected = None;
                 }
@@ -172,14 +175,18 @@ mod tests {
         cache.begin_scan();
         cache.store("a", LIMIT);
         // "b" failed to read: looked up but never stored.
-        assert_eq!(cache.lookup("b"), Cached::Due);
+        assert_eq!(cache.lookup("b"), Cached::Due(None));
         cache.end_scan();
         cache.begin_scan();
-        assert_eq!(cache.lookup("b"), Cached::Due, "a failed read is retried");
+        assert_eq!(
+            cache.lookup("b"),
+            Cached::Due(None),
+            "a failed read is retried"
+        );
         cache.end_scan();
         // "a" was not met by the last scan: it is gone, and read anew if it returns.
         cache.begin_scan();
-        assert_eq!(cache.lookup("a"), Cached::Due);
+        assert_eq!(cache.lookup("a"), Cached::Due(None));
         assert!(cache.known.is_empty());
     }
 }

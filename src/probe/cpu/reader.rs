@@ -155,7 +155,7 @@ impl Reader {
         };
         let limit = match self.limits.lookup(found.rel) {
             Cached::Fresh(limit) => limit,
-            Cached::Due => match self.read_limit(at) {
+            Cached::Due(previous) => match self.read_limit(at, previous) {
                 Got::Value(limit) => {
                     self.limits.store(found.rel, Some(limit));
                     Some(limit)
@@ -202,20 +202,26 @@ impl Reader {
         usage
     }
 
-    /// `cpu.max` (v2), or the CFS quota and period (v1).
-    fn read_limit(&mut self, at: Place<'_>) -> Got<Limit> {
+    /// `cpu.max` (v2), or the CFS quota and period (v1); `previous` is the
+    /// limit read last time.
+    fn read_limit(&mut self, at: Place<'_>, previous: Option<Limit>) -> Got<Limit> {
         if self.version == CgroupVersion::V2 {
             return self.read(at, CgroupFile::CpuMax, parse_cpu_max);
         }
         self.read(at, CgroupFile::CfsQuota, parse_cfs_quota)
-            .and_then(|quota_us| {
-                self.read(at, CgroupFile::CfsPeriod, parse_cfs_period)
+            .and_then(|quota_us| match previous {
+                // The period is set when the container is created (the
+                // kubelet's node-wide CFS period); a resize changes the quota.
+                // So it is read again only along with a changed quota.
+                Some(p) if p.quota_us == quota_us => Got::Value(p),
+                _ => self
+                    .read(at, CgroupFile::CfsPeriod, parse_cfs_period)
                     .and_then(|period_us| {
                         Got::Value(Limit {
                             quota_us,
                             period_us,
                         })
-                    })
+                    }),
             })
     }
 

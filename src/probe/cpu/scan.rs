@@ -115,6 +115,61 @@ mod tests {
         );
     }
 
+    /// A cgroup v1 tree, cpu and cpuacct co-mounted, with one container
+    /// limited to `quota`/`period`; returns the container's directory.
+    fn v1_tree(root: &Path, quota: &str, period: &str) -> PathBuf {
+        let mount = root.join("cpu,cpuacct");
+        let dir = mount.join(format!("kubepods/burstable/pod1/{ID}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(mount.join("cpu.cfs_quota_us"), "-1\n").unwrap();
+        std::fs::write(mount.join("cpuacct.usage"), "0\n").unwrap();
+        for (file, text) in [
+            (
+                "cpu.stat",
+                "nr_periods 4\nnr_throttled 1\nthrottled_time 7\n",
+            ),
+            ("cpuacct.usage", "1000\n"),
+            ("cpu.cfs_quota_us", quota),
+            ("cpu.cfs_period_us", period),
+        ] {
+            std::fs::write(dir.join(file), text).unwrap();
+        }
+        dir
+    }
+
+    fn limit(scanner: &mut Scanner) -> (Option<Limit>, Vec<CpuError>) {
+        let (reading, errors) = only(scanner.scan());
+        (reading.limit, errors)
+    }
+
+    #[test]
+    fn v1_period_is_read_again_only_with_a_changed_quota() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = v1_tree(root.path(), "50000\n", "100000\n");
+        let mut scanner = Scanner::new(root.path(), root.path()).unwrap();
+        let (first, errors) = limit(&mut scanner);
+        assert!(errors.is_empty(), "{errors:?}");
+        let first = first.unwrap();
+        assert_eq!((first.quota_us, first.period_us), (Some(50_000), 100_000));
+        // Same quota: the period file is not read (its garbage goes unseen).
+        std::fs::write(dir.join("cpu.cfs_period_us"), "garbage\n").unwrap();
+        for _ in 0..REFRESH_SCANS {
+            let (l, errors) = limit(&mut scanner);
+            assert_eq!(l, Some(first));
+            assert!(errors.is_empty(), "{errors:?}");
+        }
+        // A resize: the new quota comes with its period, within one refresh.
+        std::fs::write(dir.join("cpu.cfs_quota_us"), "20000\n").unwrap();
+        std::fs::write(dir.join("cpu.cfs_period_us"), "50000\n").unwrap();
+        let limits: Vec<Option<Limit>> =
+            (0..REFRESH_SCANS).map(|_| limit(&mut scanner).0).collect();
+        let resized = Limit {
+            quota_us: Some(20_000),
+            period_us: 50_000,
+        };
+        assert_eq!(limits.last(), Some(&Some(resized)), "{limits:?}");
+    }
+
     #[test]
     fn a_limit_that_failed_to_parse_is_read_again_next_scan() {
         let root = tempfile::tempdir().unwrap();
