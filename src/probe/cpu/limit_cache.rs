@@ -158,7 +158,7 @@ mod tests {
                     served += 1;
                 }
                 Cached::Due(previous) => {
-                    assert_eq!(previous, LIMIT, "the due lookup hands over the old limit");
+                    assert_eq!(previous, expected, "a due lookup hands over the last limit");
                     cache.store(rel, None);
                     expected = None;
                 }
