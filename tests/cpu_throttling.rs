@@ -1,11 +1,14 @@
 //! CPU throttling end to end: the agent binary reading real CFS quotas in the
-//! host's cgroup v1 hierarchies, from a cgroup the test makes and from a
-//! container a real dockerd starts with `--cpus 0.1` and kubelet labels.
+//! host's cgroup v1 hierarchies, from a cgroup the test makes, from a
+//! container a real dockerd starts with `--cpus 0.1` and kubelet labels, and
+//! from a pod made through a real containerd's CRI API as the kubelet makes it.
 
 mod support;
 
 use std::time::Duration;
 use support::cgroup::QuotaCgroup;
+use support::containerd::Containerd;
+use support::cri_pod::{CriPod, Quota};
 use support::dockerd::{Dockerd, IMAGE};
 use support::{short_tempdir, AgentProcess, Metrics};
 
@@ -54,6 +57,17 @@ fn counters_equal_the_kernels_cpu_stat_of_a_real_quota() {
     assert_eq!(status["probes"]["cpu"]["outcome"], "ok", "{body}");
 }
 
+/// `/status` lists container `id` of `pod` among the most throttled.
+fn assert_top_throttled(agent: &AgentProcess, pod: &str, id: &str) {
+    let (_, body) = agent.get("/status");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let top = status["cpu"]["top_throttled"].as_array().unwrap();
+    assert!(
+        top.iter().any(|c| c["pod"] == pod && c["id"] == id),
+        "{body}"
+    );
+}
+
 fn pod_labels() -> [(&'static str, &'static str); 3] {
     [
         ("namespace", "shop"),
@@ -90,11 +104,17 @@ fn kubernetes_container_series_carry_pod_labels_and_vanish_with_it() {
         "while :; do :; done",
     ]);
     let plain = d.run_sleeper(&["--name", "plain-sleeper", "--cpus", "0.5"]);
+    // The pod's pause container, labelled as dockershim and cri-dockerd label it.
+    d.run_sleeper(&[
+        "--label",
+        "io.kubernetes.pod.namespace=shop",
+        "--label",
+        "io.kubernetes.pod.name=checkout-7d9f8",
+        "--label",
+        "io.kubernetes.docker.type=podsandbox",
+    ]);
     let dir = short_tempdir("cpu-k8s-agent");
-    let runtime = format!(
-        "[[runtime]]\nkind = \"docker\"\nendpoint = \"{}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n",
-        d.endpoint()
-    );
+    let runtime = support::runtime_entry("docker", &d.endpoint());
     let agent = AgentProcess::start(dir.path(), &support::cpu_config(&runtime), &[]);
     let m = agent.wait_metrics(
         Duration::from_secs(40),
@@ -108,21 +128,74 @@ fn kubernetes_container_series_carry_pod_labels_and_vanish_with_it() {
         m.get(LIMIT, &plain_labels) == Some(0.5)
     });
     assert!(m.get(USAGE_S, &pod_labels()).unwrap() > 0.0);
+    let sandbox = [
+        ("namespace", "shop"),
+        ("pod", "checkout-7d9f8"),
+        ("container", "POD"),
+    ];
+    assert!(m.has(USAGE_S, &sandbox), "{}", m.text);
     assert!(
         !m.has(PERIODS, &[("id", id.as_str())]),
         "a Kubernetes container is labelled by name, not id"
     );
-    let (_, body) = agent.get("/status");
-    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let top = status["cpu"]["top_throttled"].as_array().unwrap();
-    assert!(
-        top.iter()
-            .any(|c| c["pod"] == "checkout-7d9f8" && c["id"] == id.as_str()),
-        "{body}"
-    );
+    assert_top_throttled(&agent, "checkout-7d9f8", &id);
 
     d.docker(&["rm", "-f", &id]);
     agent.wait_metrics(Duration::from_secs(10), "the pod's series to vanish", |m| {
         !m.has(PERIODS, &pod_labels()) && !m.has(RATIO, &pod_labels())
+    });
+}
+
+#[test]
+fn cri_pod_series_carry_pod_labels_the_sandbox_is_pod_and_all_vanish_with_it() {
+    let c = Containerd::start("cpu-cri");
+    let mut pod = CriPod::run(&c, "shop", "cart-5c6d7", "4f1e2d3c-cpu-cri");
+    let quota = Quota {
+        quota_us: 10_000,
+        period_us: 100_000,
+    };
+    let busy = [
+        "/bin/timeout",
+        "120",
+        "/bin/sh",
+        "-c",
+        "while :; do :; done",
+    ];
+    let id = pod.start_container("web", &busy, quota);
+    let dir = short_tempdir("cpu-cri-agent");
+    let runtime = support::runtime_entry("containerd", &c.endpoint());
+    let agent = AgentProcess::start(dir.path(), &support::cpu_config(&runtime), &[]);
+    let web = [
+        ("namespace", "shop"),
+        ("pod", "cart-5c6d7"),
+        ("container", "web"),
+    ];
+    let sandbox = [
+        ("namespace", "shop"),
+        ("pod", "cart-5c6d7"),
+        ("container", "POD"),
+    ];
+    let m = agent.wait_metrics(Duration::from_secs(40), "the pod's throttling", |m| {
+        m.get(THROTTLED, &web).is_some_and(|t| t > 0.0)
+            && m.get(RATIO, &web).is_some_and(|r| r > 0.5)
+    });
+    assert_eq!(m.get(LIMIT, &web), Some(0.1), "cpu_quota 10000 per 100000");
+    assert!(m.get(USAGE_S, &web).unwrap() > 0.0);
+    // The pause container's cgroup: the pod's, as the container POD.
+    let m = agent.wait_metrics(Duration::from_secs(10), "the sandbox's series", |m| {
+        m.has(USAGE_S, &sandbox)
+    });
+    for cid in [id.as_str(), pod.sandbox.as_str()] {
+        assert!(
+            !m.has(USAGE_S, &[("id", cid)]),
+            "{cid}: a pod's cgroups are labelled by name, not id:\n{}",
+            m.text
+        );
+    }
+    assert_top_throttled(&agent, "cart-5c6d7", &id);
+
+    pod.remove();
+    agent.wait_metrics(Duration::from_secs(10), "the pod's series to vanish", |m| {
+        !m.has(USAGE_S, &web) && !m.has(USAGE_S, &sandbox)
     });
 }

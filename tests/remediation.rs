@@ -466,6 +466,39 @@ fn dry_run_records_the_decision_and_leaves_dockerd_alone() {
     process::signal(pid, libc::SIGCONT);
 }
 
+/// An agent restarting the supervised `d` with `method` (and `keys`): it sees
+/// dockerd healthy, dockerd hangs (SIGSTOP), and one restart succeeds, after
+/// which a new dockerd runs.
+fn restart_one_hang_with(
+    d: &Dockerd,
+    dir: &Path,
+    method: &str,
+    keys: &[(&str, &str)],
+) -> AgentProcess {
+    let method_key = format!("{method:?}");
+    let restart: Vec<(&str, &str)> = [("method", method_key.as_str())]
+        .into_iter()
+        .chain(keys.iter().copied())
+        .collect();
+    let cfg = config(&d.endpoint(), &dir.join("state"), &[], &restart);
+    let agent = AgentProcess::start(dir, &cfg, &[]);
+    wait_healthy(&agent);
+    let hung = d.pid();
+    process::signal(hung, libc::SIGSTOP);
+    let labels = [
+        ("target", "docker"),
+        ("method", method),
+        ("result", "success"),
+    ];
+    let m = agent.wait_metrics(MINUTE, &format!("a successful {method} restart"), |m| {
+        m.get(RESTARTS, &labels) == Some(1.0)
+    });
+    assert_eq!(all_restarts(&m), 1.0);
+    assert_ne!(d.pid(), hung, "dockerd was replaced");
+    assert_eq!(d.starts(), 2, "{}", d.log());
+    agent
+}
+
 /// The `systemd` method. No systemd runs as PID 1 here, so `systemctl` is
 /// replaced (through `restart.systemctl`) by a script standing in for systemd:
 /// it records its calls, answers `show` with `Restart=always`, and for
@@ -502,33 +535,15 @@ esac
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let cfg = config(
-        &d.endpoint(),
-        &dir.path().join("state"),
-        &[],
+    let agent = restart_one_hang_with(
+        &d,
+        dir.path(),
+        "systemd",
         &[
-            ("method", "\"systemd\""),
             ("unit", "\"docker.service\""),
             ("systemctl", &format!("\"{}\"", systemctl.display())),
         ],
     );
-    let agent = AgentProcess::start(dir.path(), &cfg, &[]);
-    wait_healthy(&agent);
-    let hung = d.pid();
-    process::signal(hung, libc::SIGSTOP);
-    let m = agent.wait_metrics(MINUTE, "a successful systemd restart", |m| {
-        m.get(
-            RESTARTS,
-            &[
-                ("target", "docker"),
-                ("method", "systemd"),
-                ("result", "success"),
-            ],
-        ) == Some(1.0)
-    });
-    assert_eq!(all_restarts(&m), 1.0);
-    assert_ne!(d.pid(), hung);
-    assert_eq!(d.starts(), 2);
     let calls = std::fs::read_to_string(&calls).unwrap();
     let calls: Vec<&str> = calls.lines().collect();
     assert_eq!(
@@ -547,6 +562,29 @@ esac
         "MEASURE systemd_no_containers restart_to_healthy_seconds={:.3}",
         s["history"][0]["recovery_seconds"].as_f64().unwrap()
     );
+}
+
+/// The `command` method: the configured argv runs once per restart. Here it
+/// records its run and kills the hung dockerd, which its supervisor starts
+/// again, as an operator's own restart script would.
+#[test]
+fn command_method_runs_the_configured_argv() {
+    let d = Dockerd::start_supervised("rem-command");
+    let dir = short_tempdir("rem-command-agent");
+    let runs = dir.path().join("runs");
+    let script = format!(
+        "echo \"$0 $1\" >> {runs}; kill -KILL $(cat {pidfile})",
+        runs = runs.display(),
+        pidfile = d.pidfile.display()
+    );
+    let command = format!("[\"/bin/sh\", \"-c\", {script:?}, \"restart-docker\", \"now\"]");
+    let agent = restart_one_hang_with(&d, dir.path(), "command", &[("command", &command)]);
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap(),
+        "restart-docker now\n"
+    );
+    d.wait_answering(MINUTE);
+    wait_healthy(&agent);
 }
 
 /// A corrupt state file is reported, set aside, and read as a spent budget:

@@ -5,7 +5,9 @@
 //! loop that records each containerd PID in a pidfile and, when asked for
 //! restarts, starts containerd again after it exits (as systemd would).
 //! Containers are started with `ctr run --rootfs` on a busybox-static tree (no
-//! image, no registry) in a cgroup of the test's own. Dropping it stops the
+//! image, no registry) in a cgroup of the test's own; CRI pods (see
+//! `cri_pod.rs`) run a locally built pause image, imported into the `k8s.io`
+//! namespace. Dropping it stops the
 //! supervisor, containerd, shims and containers by PID, unmounts what is under
 //! the temp dir and removes the cgroup.
 
@@ -25,6 +27,12 @@ pub struct Containerd {
     /// Containers started with `run_sleeper`, deleted through containerd on drop.
     containers: std::sync::Mutex<Vec<String>>,
 }
+
+/// The sandbox (pause) image the CRI plugin is configured with, built locally.
+pub const PAUSE_IMAGE: &str = "nodevitals.test/pause:1";
+
+/// The containerd namespace the CRI plugin keeps its images and containers in.
+pub const CRI_NAMESPACE: &str = "k8s.io";
 
 /// Restarts the supervisor loop allows, so a crash-looping containerd cannot
 /// spin forever.
@@ -92,6 +100,44 @@ done"#;
         c
     }
 
+    /// The cgroup (cgroupfs syntax, under every hierarchy's root) that holds
+    /// everything this containerd's containers run in; removed on drop.
+    pub fn cgroup_parent(&self) -> &str {
+        &self.cgroup_parent
+    }
+
+    /// Imports [`PAUSE_IMAGE`], the sandbox image this containerd's CRI
+    /// plugin is configured with (busybox-static running `sleep`), into the
+    /// `k8s.io` namespace CRI uses, and waits until CRI knows it.
+    pub fn import_pause_image(&self, cri: &super::cri_client::CriClient) {
+        let dir = self.dir.path().join("pause-image");
+        std::fs::create_dir_all(&dir).unwrap();
+        let tar = super::oci_image::write_archive(&dir, PAUSE_IMAGE, &["/bin/sleep", "3600"]);
+        self.ctr(&[
+            "-n",
+            CRI_NAMESPACE,
+            "images",
+            "import",
+            "--snapshotter",
+            "native",
+            &tar.to_string_lossy(),
+        ])
+        .unwrap_or_else(|e| {
+            panic!(
+                "ctr images import failed: {e}\ncontainerd log:\n{}",
+                self.log()
+            )
+        });
+        wait_until(
+            Duration::from_secs(10),
+            "CRI to know the pause image",
+            || {
+                cri.has_image(PAUSE_IMAGE)
+                    .unwrap_or_else(|e| panic!("{e}\ncontainerd log:\n{}", self.log()))
+            },
+        );
+    }
+
     pub fn endpoint(&self) -> String {
         format!("unix://{}", self.socket.display())
     }
@@ -136,11 +182,7 @@ done"#;
     pub fn run_sleeper(&self, id: &str) {
         let rootfs = self.dir.path().join("rootfs");
         if !rootfs.exists() {
-            let bin = rootfs.join("bin");
-            std::fs::create_dir_all(&bin).unwrap();
-            std::fs::copy(super::dockerd::busybox_path(), bin.join("busybox"))
-                .expect("copy busybox");
-            std::os::unix::fs::symlink("busybox", bin.join("sleep")).unwrap();
+            super::busybox::install(&rootfs, &["sleep"]);
         }
         let cgroup = format!("/{}/{id}", self.cgroup_parent);
         let rootfs = rootfs.to_string_lossy().into_owned();
@@ -189,7 +231,13 @@ done"#;
     /// Where containerd 1.6 puts the shim socket of container `id` in the
     /// `default` namespace: `/run/containerd/s/` + sha256(address/namespace/id).
     pub fn shim_socket(&self, id: &str) -> Option<PathBuf> {
-        let key = format!("{}/default/{id}", self.socket.display());
+        self.namespaced_shim_socket("default", id)
+    }
+
+    /// The shim socket of `id` in `namespace` (for CRI, `k8s.io` and the
+    /// sandbox id: a pod's containers share their sandbox's shim).
+    pub fn namespaced_shim_socket(&self, namespace: &str, id: &str) -> Option<PathBuf> {
+        let key = format!("{}/{namespace}/{id}", self.socket.display());
         let out = Command::new("sh")
             .args(["-c", "printf %s \"$1\" | sha256sum", "sha"])
             .arg(key)
@@ -277,6 +325,24 @@ disabled_plugins = [
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
+  # Built and imported by the test (no registry): see `import_pause_image`.
+  sandbox_image = "{PAUSE_IMAGE}"
+  # Loading containerd's AppArmor profile would change the host; the test
+  # containers need no confinement.
+  disable_apparmor = true
+  # A sandbox's oom_score_adj is -998; lowering one needs CAP_SYS_RESOURCE,
+  # which the test machines (and rootless or nested setups) may not grant:
+  # never below containerd's own.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    # Copies instead of overlay mounts: nothing to unmount but the rootfs.
+    snapshotter = "native"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        # runc's state under the temp dir, not the host-wide /run/containerd/runc.
+        Root = "{r}/runc-cri"
+        SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{r}/cni/bin"
     conf_dir = "{r}/cni/net.d"

@@ -164,24 +164,9 @@ impl Dockerd {
 
     /// Imports a `FROM scratch` image holding only busybox-static.
     pub fn build_busybox_image(&self) {
-        require("busybox", "busybox-static");
         let ctx = self.dir.path().join("image");
-        let bin = ctx.join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy(busybox_path(), bin.join("busybox")).expect("copy busybox");
-        for applet in ["sh", "sleep", "true", "cat"] {
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-        }
-        let tar = self.dir.path().join("image.tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(&ctx)
-            .arg("-cf")
-            .arg(&tar)
-            .arg("bin")
-            .status()
-            .expect("run tar");
-        assert!(status.success(), "tar failed");
+        std::fs::create_dir_all(&ctx).unwrap();
+        let tar = super::oci_image::layer_tar(&ctx, &["sh", "sleep", "true", "cat"]);
         self.docker(&[
             "import",
             "--change",
@@ -240,14 +225,6 @@ impl Dockerd {
         process::remove_cgroup(&self.cgroup_parent);
         process::unmount_under(Path::new(&root));
     }
-}
-
-pub fn busybox_path() -> PathBuf {
-    ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("busybox-static is not installed: run scripts/test.sh")
 }
 
 fn spawn_dockerd(root: &Path, socket: &Path, pidfile: &Path, cgroup_parent: &str) -> Child {

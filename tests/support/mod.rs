@@ -3,13 +3,17 @@
 //! its guard drops, however the test ends.
 #![allow(dead_code)] // each integration test binary uses a different subset
 
+pub mod busybox;
 pub mod cgroup;
 pub mod containerd;
+pub mod cri_client;
+pub mod cri_pod;
 pub mod dns_config;
 pub mod dns_responder;
 pub mod dnsmasq;
 pub mod dockerd;
 pub mod kubelet;
+pub mod oci_image;
 pub mod process;
 pub mod threads;
 
@@ -60,8 +64,13 @@ pub fn cpu_config(runtime: &str) -> String {
 
 /// A config probing the Docker daemon at `endpoint` every second, and nothing else.
 pub fn docker_config(endpoint: &str) -> String {
+    format!("{}{ONLY_RUNTIME}", runtime_entry("docker", endpoint))
+}
+
+/// A `[[runtime]]` entry of `kind` at `endpoint`, probed every second.
+pub fn runtime_entry(kind: &str, endpoint: &str) -> String {
     format!(
-        "[[runtime]]\nkind = \"docker\"\nendpoint = \"{endpoint}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n{ONLY_RUNTIME}"
+        "[[runtime]]\nkind = \"{kind}\"\nendpoint = \"{endpoint}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n"
     )
 }
 

@@ -7,13 +7,23 @@
 //!   `libpod-<id>.scope`: systemd driver. `crio-conmon-<id>.scope` is CRI-O's
 //!   monitor process, not the container, and is skipped.
 //!
-//! Emits no metrics.
+//! The walk opens each directory relative to its parent's descriptor and reads
+//! it with `getdents64` into buffers it keeps between scans, and it hands every
+//! container to its caller together with the parent's descriptor, so the
+//! container's files are opened with one `openat` each and no path walk from
+//! the root. Emits no metrics.
 
-use std::path::PathBuf;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 
 /// Directories deeper than this are not walked: the deepest real layout
 /// (systemd driver, kubepods.slice/qos.slice/pod.slice/container.scope) is 4.
 const MAX_DEPTH: usize = 8;
+
+/// `getdents64` buffer per depth: a pod directory of containers fits in one call.
+const DENTS_BUF: usize = 8 * 1024;
 
 const SCOPE_PREFIXES: &[&str] = &["docker-", "cri-containerd-", "crio-", "libpod-"];
 
@@ -27,51 +37,93 @@ pub fn container_id(leaf: &str) -> Option<&str> {
     is_id.then_some(id)
 }
 
-/// A container cgroup: its id and its path relative to the hierarchy root.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    pub id: String,
-    pub rel: String,
+/// A container cgroup met by the walk, valid for the duration of the visit.
+#[derive(Debug, Clone, Copy)]
+pub struct Found<'a> {
+    /// The directory that contains the container's cgroup directory.
+    pub parent: BorrowedFd<'a>,
+    /// The container's directory name in `parent`.
+    pub leaf: &'a str,
+    pub id: &'a str,
+    /// Path relative to the hierarchy root, e.g. `kubepods/burstable/pod<uid>/<id>`.
+    pub rel: &'a str,
 }
 
-/// Walks `root` and returns every container cgroup below it. Directories that
-/// vanish or cannot be read mid-walk are skipped: containers come and go.
-pub fn find_containers(root: &std::path::Path) -> Vec<Found> {
-    let mut out = Vec::new();
-    let mut dir = root.to_owned();
-    let mut rel = String::new();
-    walk(&mut dir, &mut rel, 0, &mut out);
-    out
+/// Walks hierarchies; keeps its directory buffers from one scan to the next.
+#[derive(Default)]
+pub struct Walker {
+    bufs: Vec<Vec<MaybeUninit<u8>>>,
+    rel: String,
 }
 
-fn walk(dir: &mut PathBuf, rel: &mut String, depth: usize, out: &mut Vec<Found>) {
-    let Ok(entries) = std::fs::read_dir(&*dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        // cgroupfs reports d_type, so this costs no stat(2).
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let rel_len = rel.len();
-        if !rel.is_empty() {
-            rel.push('/');
-        }
-        rel.push_str(name);
-        if let Some(id) = container_id(name) {
-            out.push(Found {
-                id: id.to_owned(),
-                rel: rel.clone(),
-            });
-        } else if depth + 1 < MAX_DEPTH {
-            dir.push(name);
-            walk(dir, rel, depth + 1, out);
-            dir.pop();
-        }
-        rel.truncate(rel_len);
+impl Walker {
+    /// Calls `visit` for every container cgroup below `root`. Directories that
+    /// vanish or cannot be read mid-walk are skipped: containers come and go.
+    /// A missing or unreadable `root` finds nothing.
+    pub fn walk(&mut self, root: &Path, mut visit: impl FnMut(Found<'_>)) {
+        let Ok(dir) = open_dir(rustix::fs::CWD, root) else {
+            return;
+        };
+        self.rel.clear();
+        self.walk_dir(&dir, 0, &mut visit);
     }
+
+    fn walk_dir<F: FnMut(Found<'_>)>(&mut self, dir: &OwnedFd, depth: usize, visit: &mut F) {
+        if self.bufs.len() <= depth {
+            self.bufs.resize_with(depth + 1, Vec::new);
+        }
+        let mut buf = std::mem::take(&mut self.bufs[depth]);
+        buf.resize(DENTS_BUF, MaybeUninit::uninit());
+        let mut entries = RawDir::new(dir, &mut buf);
+        // An error (the directory was removed mid-walk) ends this directory.
+        while let Some(Ok(entry)) = entries.next() {
+            let Ok(name) = entry.file_name().to_str() else {
+                continue;
+            };
+            if name == "." || name == ".." || !is_dir(dir, name, entry.file_type()) {
+                continue;
+            }
+            let rel_len = self.rel.len();
+            if rel_len > 0 {
+                self.rel.push('/');
+            }
+            self.rel.push_str(name);
+            if let Some(id) = container_id(name) {
+                visit(Found {
+                    parent: dir.as_fd(),
+                    leaf: name,
+                    id,
+                    rel: &self.rel,
+                });
+            } else if depth + 1 < MAX_DEPTH {
+                if let Ok(child) = open_dir(dir, name) {
+                    self.walk_dir(&child, depth + 1, visit);
+                }
+            }
+            self.rel.truncate(rel_len);
+        }
+        self.bufs[depth] = buf;
+    }
+}
+
+/// cgroupfs and tmpfs report the type in the directory entry, so this costs
+/// no `stat(2)`; other filesystems may not.
+fn is_dir(parent: &OwnedFd, name: &str, file_type: FileType) -> bool {
+    match file_type {
+        FileType::Unknown => rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory),
+        t => t == FileType::Directory,
+    }
+}
+
+/// Opens a directory for reading its entries, relative to `at`.
+pub fn open_dir<P: rustix::path::Arg>(at: impl AsFd, path: P) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        at,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 #[cfg(test)]
@@ -124,20 +176,36 @@ mod tests {
             std::fs::create_dir_all(d.path().join(p)).unwrap();
         }
         std::fs::write(d.path().join("kubepods/cpu.stat"), "").unwrap();
-        let mut found: Vec<String> = find_containers(d.path())
-            .into_iter()
-            .map(|f| {
-                assert_eq!(f.id, ID);
-                f.rel
-            })
-            .collect();
+        let mut found = Vec::new();
+        Walker::default().walk(d.path(), |f| {
+            assert_eq!(f.id, ID);
+            assert_eq!(f.rel.rsplit('/').next(), Some(f.leaf));
+            found.push(f.rel.to_owned());
+        });
         found.sort();
         assert_eq!(found, vec![paths[0].clone(), paths[1].clone()]);
     }
 
     #[test]
+    fn walk_reads_directories_larger_than_its_buffer_again_and_again() {
+        let d = tempfile::tempdir().unwrap();
+        // 300 entries of about 90 bytes: several getdents64 calls per walk.
+        for i in 0..300 {
+            std::fs::create_dir_all(d.path().join(format!("pod/docker-{i:064x}.scope"))).unwrap();
+        }
+        let mut walker = Walker::default();
+        for _ in 0..2 {
+            let mut ids = std::collections::HashSet::new();
+            walker.walk(d.path(), |f| assert!(ids.insert(f.id.to_owned())));
+            assert_eq!(ids.len(), 300);
+        }
+    }
+
+    #[test]
     fn missing_root_finds_nothing() {
-        assert!(find_containers(std::path::Path::new("/nonexistent/nv")).is_empty());
+        Walker::default().walk(std::path::Path::new("/nonexistent/nv"), |f| {
+            panic!("found {f:?} under a missing root")
+        });
     }
 
     proptest! {

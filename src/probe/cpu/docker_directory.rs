@@ -1,6 +1,7 @@
 //! [`ContainerDirectory`] for Docker, through the runtime probe's bollard
 //! client: `GET /containers/json?all=1`, whose labels carry the kubelet's
-//! `io.kubernetes.*` names for containers it created. Emits no metrics.
+//! `io.kubernetes.*` names for containers it created (a pod's sandbox is the
+//! container `POD`, see [`Identity::from_labels`]). Emits no metrics.
 
 use super::identity::{ContainerDirectory, DirectoryError, DirectoryFuture, Identity};
 use crate::config::RuntimeKind;

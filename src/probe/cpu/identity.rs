@@ -1,10 +1,11 @@
 //! Container identity: container id -> Kubernetes `namespace/pod/container`
 //! (or the runtime's name outside Kubernetes), from the runtimes' own lists
 //! through the small [`ContainerDirectory`] trait (Docker in
-//! `docker_directory.rs`, containerd and CRI-O with `ListContainers` in
-//! `cri_directory.rs`). Cached; the runtimes are asked again
-//! only when a scan finds an id the cache does not know, and an id no runtime
-//! knows (a cgroup made by something else) is asked about at most every
+//! `docker_directory.rs`, containerd and CRI-O with `ListContainers` and
+//! `ListPodSandbox` in `cri_directory.rs`). A pod's sandbox (pause container)
+//! is the container [`SANDBOX_CONTAINER`] of its pod. Cached; the runtimes are
+//! asked again only when a scan finds an id the cache does not know, and an id
+//! no runtime knows (a cgroup made by something else) is asked about at most every
 //! [`UNKNOWN_RETRY`]. Emits no metrics itself; the probe counts refreshes in
 //! `nodevitals_cpu_identity_refreshes_total{runtime,result}`.
 
@@ -20,6 +21,15 @@ use tokio::time::Instant;
 pub const NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";
 pub const POD_LABEL: &str = "io.kubernetes.pod.name";
 pub const CONTAINER_LABEL: &str = "io.kubernetes.container.name";
+
+/// The `container` label value of a pod's sandbox (pause container), as
+/// cAdvisor and the kubelet name it.
+pub const SANDBOX_CONTAINER: &str = "POD";
+
+/// The label dockershim and cri-dockerd put on the containers they create:
+/// [`SANDBOX_TYPE`] on a pod's sandbox, `container` on the others.
+pub const DOCKER_TYPE_LABEL: &str = "io.kubernetes.docker.type";
+pub const SANDBOX_TYPE: &str = "podsandbox";
 
 /// How long an id that no runtime listed stays unasked-about.
 pub const UNKNOWN_RETRY: Duration = Duration::from_secs(30);
@@ -43,18 +53,21 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Builds an identity from a container's labels; Kubernetes only when all
-    /// three kubelet labels are present.
+    /// Builds an identity from a container's labels; Kubernetes only when the
+    /// pod's namespace and name and the container's name are all there. A
+    /// Docker pod sandbox is the container [`SANDBOX_CONTAINER`] whatever its
+    /// container-name label says.
     pub fn from_labels<'a>(
         label: impl Fn(&str) -> Option<&'a str>,
         name: Option<&str>,
         created: i64,
     ) -> Identity {
-        let kubernetes = match (
-            label(NAMESPACE_LABEL),
-            label(POD_LABEL),
-            label(CONTAINER_LABEL),
-        ) {
+        let container = if label(DOCKER_TYPE_LABEL) == Some(SANDBOX_TYPE) {
+            Some(SANDBOX_CONTAINER)
+        } else {
+            label(CONTAINER_LABEL)
+        };
+        let kubernetes = match (label(NAMESPACE_LABEL), label(POD_LABEL), container) {
             (Some(ns), Some(pod), Some(c)) => Some(KubeRef {
                 namespace: ns.to_owned(),
                 pod: pod.to_owned(),
@@ -324,5 +337,38 @@ mod tests {
         assert_eq!(id.kubernetes.unwrap().pod, "p");
         assert_eq!(id.name.as_deref(), Some("k8s_c_p"));
         assert_eq!(Identity::from_labels(lookup(2), None, 0).kubernetes, None);
+    }
+
+    /// The labels dockershim and cri-dockerd put on a pod's pause container.
+    #[test]
+    fn a_docker_pod_sandbox_is_the_container_pod() {
+        let labels = |container: Option<&'static str>| {
+            move |k: &str| match k {
+                NAMESPACE_LABEL => Some("shop"),
+                POD_LABEL => Some("checkout-7d9f8"),
+                DOCKER_TYPE_LABEL => Some(SANDBOX_TYPE),
+                CONTAINER_LABEL => container,
+                _ => None,
+            }
+        };
+        for container in [Some("POD"), None, Some("not-a-sandbox-name")] {
+            let id = Identity::from_labels(labels(container), Some("/k8s_POD_x"), 0);
+            let k = id.kubernetes.unwrap();
+            assert_eq!(
+                (k.namespace.as_str(), k.pod.as_str(), k.container.as_str()),
+                ("shop", "checkout-7d9f8", "POD"),
+                "{container:?}"
+            );
+        }
+        let app = |k: &str| match k {
+            DOCKER_TYPE_LABEL => Some("container"),
+            CONTAINER_LABEL => Some("api"),
+            _ => Some("x"),
+        };
+        let k = Identity::from_labels(app, None, 0).kubernetes.unwrap();
+        assert_eq!(
+            k.container, "api",
+            "an application container keeps its name"
+        );
     }
 }

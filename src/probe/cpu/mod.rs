@@ -17,8 +17,10 @@ mod docker_directory;
 pub mod hierarchy;
 pub mod identity;
 mod limit;
+mod limit_cache;
 mod pressure;
 mod probe;
+mod reader;
 pub mod scan;
 pub mod snapshot;
 mod stat;
@@ -59,19 +61,6 @@ impl CgroupFile {
         match self {
             CgroupFile::NodePressure => "cpu",
             other => other.as_str(),
-        }
-    }
-
-    /// [`Self::file_name`] for `openat(2)`.
-    pub(crate) fn c_name(self) -> &'static std::ffi::CStr {
-        match self {
-            CgroupFile::CpuStat => c"cpu.stat",
-            CgroupFile::CpuMax => c"cpu.max",
-            CgroupFile::CfsQuota => c"cpu.cfs_quota_us",
-            CgroupFile::CfsPeriod => c"cpu.cfs_period_us",
-            CgroupFile::CpuacctUsage => c"cpuacct.usage",
-            CgroupFile::CpuPressure => c"cpu.pressure",
-            CgroupFile::NodePressure => c"cpu",
         }
     }
 

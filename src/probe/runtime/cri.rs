@@ -55,21 +55,23 @@ impl CriClient {
         }
     }
 
-    /// Every CRI container (`ListContainers`, no filter), with its metadata
-    /// and labels, for naming container cgroups. A containerd without its CRI
-    /// plugin has no CRI containers: an empty list, not a failure.
-    pub(crate) fn containers(
+    /// Every CRI container and pod sandbox (`ListContainers` and
+    /// `ListPodSandbox`, no filter, made together), with their metadata and
+    /// labels, for naming cgroups. A containerd without its CRI plugin has
+    /// neither: empty lists, not a failure.
+    pub(crate) fn inventory(
         &self,
-    ) -> impl Future<Output = Result<Vec<msg::Container>, CallError>> + Send + 'static {
+    ) -> impl Future<Output = Result<(Vec<msg::Container>, Vec<msg::PodSandbox>), CallError>>
+           + Send
+           + 'static {
         let (call, kind) = (self.rpc(), self.kind);
         async move {
-            match call.list_containers().await {
-                Ok(containers) => Ok(containers),
-                Err(Failure::Status(s)) if kind == RuntimeKind::Containerd && not_served(&s) => {
-                    Ok(Vec::new())
-                }
-                Err(f) => Err(call.classify(f)),
-            }
+            let (containers, sandboxes) =
+                tokio::join!(call.list_containers(), call.list_sandboxes());
+            Ok((
+                call.served(kind, containers)?,
+                call.served(kind, sandboxes)?,
+            ))
         }
     }
 }
@@ -108,10 +110,8 @@ impl RuntimeClient for CriClient {
                     Ok(Answer::Conditions(conditions(&resp)))
                 }
                 Operation::ListPodSandbox => {
-                    let req = msg::ListPodSandboxRequest {};
-                    let resp: msg::ListPodSandboxResponse =
-                        call.unary(msg::LIST_POD_SANDBOX_PATH, req).await?;
-                    let states = resp.items.iter().map(|s| s.state);
+                    let sandboxes = call.list_sandboxes().await.map_err(|f| call.classify(f))?;
+                    let states = sandboxes.iter().map(|s| s.state);
                     Ok(Answer::Sandboxes(count_enum(SANDBOX_STATES, states)))
                 }
                 Operation::ListContainers => {
@@ -180,6 +180,28 @@ impl Call {
         let req = msg::ListContainersRequest {};
         let resp: msg::ListContainersResponse = self.raw(msg::LIST_CONTAINERS_PATH, req).await?;
         Ok(resp.containers)
+    }
+
+    async fn list_sandboxes(&self) -> Result<Vec<msg::PodSandbox>, Failure> {
+        let req = msg::ListPodSandboxRequest {};
+        let resp: msg::ListPodSandboxResponse = self.raw(msg::LIST_POD_SANDBOX_PATH, req).await?;
+        Ok(resp.items)
+    }
+
+    /// A list from a runtime, where containerd saying it does not serve CRI
+    /// means it has nothing to list.
+    fn served<T>(
+        &self,
+        kind: RuntimeKind,
+        list: Result<Vec<T>, Failure>,
+    ) -> Result<Vec<T>, CallError> {
+        match list {
+            Ok(items) => Ok(items),
+            Err(Failure::Status(s)) if kind == RuntimeKind::Containerd && not_served(&s) => {
+                Ok(Vec::new())
+            }
+            Err(f) => Err(self.classify(f)),
+        }
     }
 
     fn classify(&self, f: Failure) -> CallError {

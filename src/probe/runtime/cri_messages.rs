@@ -86,13 +86,34 @@ pub(crate) struct ListPodSandboxResponse {
     pub items: Vec<PodSandbox>,
 }
 
+/// The fields the probe counts sandboxes by (`state`) and the CPU probe names
+/// their (pause container's) cgroups with (`metadata`, `created_at`). Left
+/// out: labels and annotations, which repeat the metadata for the kubelet.
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct PodSandbox {
     #[prost(string, tag = "1")]
     pub id: String,
+    #[prost(message, optional, tag = "2")]
+    pub metadata: Option<PodSandboxMetadata>,
     /// `PodSandboxState`: 0 SANDBOX_READY, 1 SANDBOX_NOTREADY.
     #[prost(int32, tag = "3")]
     pub state: i32,
+    /// Creation time, nanoseconds since the epoch.
+    #[prost(int64, tag = "4")]
+    pub created_at: i64,
+}
+
+/// The pod a sandbox was made for: its name, UID and namespace.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct PodSandboxMetadata {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub uid: String,
+    #[prost(string, tag = "3")]
+    pub namespace: String,
+    #[prost(uint32, tag = "4")]
+    pub attempt: u32,
 }
 
 /// An empty request: no filter, every container (`crictl ps -a`).
