@@ -5,6 +5,7 @@ pub mod agent;
 pub(crate) mod body;
 pub mod config;
 pub mod endpoint;
+pub(crate) mod gzip;
 pub mod health;
 pub mod metrics;
 pub(crate) mod notify;

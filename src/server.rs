@@ -7,7 +7,7 @@ use crate::health::Health;
 use crate::metrics::{exposition, Metrics};
 use crate::status::StatusBoard;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::sync::Arc;
@@ -103,20 +103,29 @@ fn route(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
 }
 
 /// OpenMetrics for clients that ask for it (Prometheus does), the 0.0.4 text
-/// format for everyone else (curl, promtool).
+/// format for everyone else (curl, promtool); gzip when `Accept-Encoding`
+/// allows it (Prometheus always sends `gzip`; curl and wrk send nothing).
 fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
-    let openmetrics = req
-        .headers()
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(exposition::wants_openmetrics);
-    let body = state.metrics.exposition(openmetrics);
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let openmetrics = header(ACCEPT).is_some_and(exposition::wants_openmetrics);
+    let gzip = header(ACCEPT_ENCODING).is_some_and(exposition::accepts_gzip);
+    let compressed = gzip
+        .then(|| state.metrics.exposition_gzip(openmetrics))
+        .flatten();
+    let is_gzip = compressed.is_some();
+    let body = compressed.unwrap_or_else(|| state.metrics.exposition(openmetrics));
     let content_type = if openmetrics {
         exposition::OPENMETRICS_TYPE
     } else {
         exposition::TEXT_TYPE
     };
-    with_type(Response::new(body), content_type)
+    let mut resp = with_type(Response::new(body), content_type);
+    let headers = resp.headers_mut();
+    headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+    if is_gzip {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    resp
 }
 
 const INDEX: &str = "<!doctype html><html><head><title>nodevitals</title></head><body>\

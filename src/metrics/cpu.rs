@@ -8,6 +8,7 @@
 
 use super::exposition::{to_prometheus_text, EOF};
 use crate::config::RuntimeKind;
+use crate::gzip::Deflated;
 use crate::probe::cpu::snapshot::{ContainerSample, CpuSnapshot};
 use crate::probe::cpu::{CgroupFile, CpuError};
 use hyper::body::Bytes;
@@ -41,9 +42,14 @@ struct RefreshLabels {
 /// metrics, then these) written together. The Prometheus text format is built
 /// from it by the first scrape that asks for it (Prometheus asks for
 /// OpenMetrics, so usually none): the two differ only in the family headers.
+/// Each format is compressed (raw DEFLATE, for gzip responses) by the first
+/// scrape of this snapshot that accepts gzip (Prometheus always does), and
+/// every later gzip scrape shares those bytes.
 pub(super) struct Rendered {
     openmetrics: Bytes,
     text: OnceLock<Bytes>,
+    openmetrics_gz: OnceLock<Option<Deflated>>,
+    text_gz: OnceLock<Option<Deflated>>,
 }
 
 impl Default for Rendered {
@@ -60,6 +66,8 @@ impl Rendered {
         Self {
             openmetrics: Bytes::from(openmetrics),
             text: OnceLock::new(),
+            openmetrics_gz: OnceLock::new(),
+            text_gz: OnceLock::new(),
         }
     }
 
@@ -76,6 +84,18 @@ impl Rendered {
             Bytes::from(text_format(series))
         });
         text.clone()
+    }
+
+    /// The series in OpenMetrics (`openmetrics`) or the text format,
+    /// compressed. `None` if the compressor failed: the scrape is then
+    /// answered uncompressed.
+    pub(super) fn deflated(&self, openmetrics: bool) -> Option<Deflated> {
+        let (cell, series) = if openmetrics {
+            (&self.openmetrics_gz, self.openmetrics())
+        } else {
+            (&self.text_gz, self.text())
+        };
+        cell.get_or_init(|| Deflated::new(&series)).clone()
     }
 }
 

@@ -11,18 +11,40 @@ pub(crate) const EOF: &str = "# EOF\n";
 
 /// Whether an `Accept` header value asks for OpenMetrics (with a q above 0).
 pub(crate) fn wants_openmetrics(accept: &str) -> bool {
-    accept.split(',').any(|range| {
-        let mut parts = range.split(';').map(str::trim);
-        let is_om = parts
-            .next()
-            .is_some_and(|t| t.eq_ignore_ascii_case("application/openmetrics-text"));
-        let refused = parts.any(|p| {
-            p.strip_prefix("q=")
-                .and_then(|q| q.parse::<f64>().ok())
-                .is_some_and(|q| q <= 0.0)
-        });
-        is_om && !refused
+    accepted(accept, |t| {
+        t.eq_ignore_ascii_case("application/openmetrics-text")
     })
+    .unwrap_or(false)
+}
+
+/// Whether an `Accept-Encoding` header value (RFC 9110 12.5.3) allows gzip:
+/// `gzip` (or its alias `x-gzip`) with a q above 0, or else `*` with a q
+/// above 0. `gzip;q=0` refuses gzip even when `*` allows everything.
+pub(crate) fn accepts_gzip(accept_encoding: &str) -> bool {
+    let gzip = |t: &str| t.eq_ignore_ascii_case("gzip") || t.eq_ignore_ascii_case("x-gzip");
+    accepted(accept_encoding, gzip)
+        .or_else(|| accepted(accept_encoding, |t| t == "*"))
+        .unwrap_or(false)
+}
+
+/// Whether the comma-separated list `header` accepts an item that `matches`:
+/// `None` if no item matches, else whether one of them has a q above 0 (a
+/// missing q is 1; a malformed one refuses, as nothing sane sends it).
+fn accepted(header: &str, matches: impl Fn(&str) -> bool) -> Option<bool> {
+    let mut found = None;
+    for item in header.split(',') {
+        let mut parts = item.split(';').map(str::trim);
+        if !parts.next().is_some_and(&matches) {
+            continue;
+        }
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(Some(1.0), |(_, v)| v.trim().parse::<f64>().ok());
+        let ok = q.is_some_and(|q| q > 0.0 && q <= 1.0);
+        found = Some(found.unwrap_or(false) || ok);
+    }
+    found
 }
 
 /// Rewrites OpenMetrics text into the Prometheus text format 0.0.4:
@@ -126,6 +148,41 @@ mod tests {
     }
 
     #[test]
+    fn gzip_is_accepted_as_rfc_9110_says() {
+        for yes in [
+            "gzip",
+            "GZip",
+            "x-gzip",
+            "gzip, deflate, br",
+            "deflate, gzip;q=0.5",
+            "br;q=1.0, gzip ; q = 0.001",
+            "*",
+            "*;q=0.1",
+            "identity, *",
+            "gzip;q=0, gzip",
+            "gzip;level=9",
+        ] {
+            assert!(accepts_gzip(yes), "{yes:?} allows gzip");
+        }
+        for no in [
+            "",
+            "identity",
+            "deflate, br",
+            "gzip;q=0",
+            "gzip;Q=0.000",
+            "gzip;q=0, *",
+            "*;q=0",
+            "gzipped",
+            "gzip;q=abc",
+            "gzip;q=2",
+            "gzip;q=-1",
+            ",;=,",
+        ] {
+            assert!(!accepts_gzip(no), "{no:?} refuses gzip");
+        }
+    }
+
+    #[test]
     fn rewrites_counters_info_and_trailer() {
         let om = "# HELP x_reloads Reloads.\n# TYPE x_reloads counter\nx_reloads_total{result=\"ok\"} 3 # {trace=\"a # b\"} 1.0\n\
 # HELP x_build Build.\n# TYPE x_build info\nx_build_info{version=\"1\"} 1\n\
@@ -164,6 +221,7 @@ mod tests {
         fn never_panics(s in "\\PC*") {
             let _ = to_prometheus_text(&s);
             let _ = wants_openmetrics(&s);
+            let _ = accepts_gzip(&s);
         }
 
         #[test]
