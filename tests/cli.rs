@@ -157,6 +157,63 @@ fn endpoints_answer_and_readiness_follows_first_runs() {
     );
 }
 
+/// curl (a real HTTP client that decodes gzip itself) against the agent:
+/// gzip only when `Accept-Encoding` allows it, in both formats, and the
+/// decoded body is a whole exposition.
+#[test]
+fn metrics_are_gzipped_when_the_client_accepts_it() {
+    let dir = short_tempdir("cli");
+    let agent = AgentProcess::start(dir.path(), &quiet(), &[]);
+    let url = format!("http://{}/metrics", agent.addr);
+    let om = "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    // (headers, body) of one GET with these extra curl arguments.
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "5", "-D", "-"])
+            .args(args)
+            .arg(&url)
+            .output()
+            .expect("curl is not installed: apt-get install curl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let raw = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        (head.to_ascii_lowercase(), body.to_owned())
+    };
+    // The body is whole: OpenMetrics ends with `# EOF`; the text format
+    // declares counters under their sample name.
+    let whole = |body: &str, openmetrics: bool| {
+        body.contains("nodevitals_build_info{")
+            && (body.lines().last() == Some("# EOF")) == openmetrics
+            && body.contains("# TYPE nodevitals_runtime_late_answers_total counter\n")
+                != openmetrics
+    };
+    for (accept, openmetrics) in [(om, true), ("Accept: text/plain", false)] {
+        for (encoding, gzip) in [
+            ("Accept-Encoding: gzip", true),
+            ("Accept-Encoding: deflate, GZIP;q=0.5", true),
+            ("Accept-Encoding: *", true),
+            ("Accept-Encoding: gzip;q=0, *", false),
+            ("Accept-Encoding: identity", false),
+        ] {
+            // --compressed decodes whatever the agent sends; the header it
+            // would add is replaced by ours.
+            let (head, body) = curl(&["--compressed", "-H", accept, "-H", encoding]);
+            let what = format!("{accept} / {encoding}:\n{head}");
+            assert!(head.contains("\r\nvary: accept-encoding"), "{what}");
+            assert_eq!(head.contains("\r\ncontent-encoding: gzip"), gzip, "{what}");
+            assert!(whole(&body, openmetrics), "{what}\n{body}");
+        }
+        // Without --compressed curl sends no Accept-Encoding: plain text.
+        let (head, body) = curl(&["-H", accept]);
+        assert!(!head.contains("content-encoding"), "{head}");
+        assert!(whole(&body, openmetrics), "{body}");
+    }
+}
+
 #[test]
 fn json_logs_are_one_object_per_line() {
     let dir = short_tempdir("cli");
