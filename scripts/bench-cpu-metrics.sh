@@ -12,7 +12,9 @@
 # repeats each; BIN=path/to/nodevitals measures that binary instead of
 # building this tree (to compare two builds on the same generated tree);
 # BODIES=dir saves the two bodies there (text.prom, openmetrics.prom) to diff
-# the output of two builds.
+# the output of two builds. ACCEPT_GZIP=1 sends `Accept-Encoding: gzip` (as
+# Prometheus does) with every request: the agent then answers gzip, the CPU
+# series compressed once per snapshot.
 # Latency on a shared machine depends on its load: each result line carries
 # the 1-minute load average read just before the run (which still counts the
 # previous run for a minute or so) and the share of the machine's CPU time that
@@ -76,11 +78,12 @@ for _ in $(seq 100); do
 done
 [[ -n $addr ]] || { cat "$work/agent.log"; echo "the agent did not start" >&2; exit 1; }
 
-# scrape [ACCEPT]: the whole response, headers included.
+# scrape [ACCEPT [ACCEPT-ENCODING]]: the whole response, headers included.
 scrape() {
     exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}"
     local accept=
     [[ -z ${1:-} ]] || accept="Accept: $1"$'\r\n'
+    [[ -z ${2:-} ]] || accept+="Accept-Encoding: $2"$'\r\n'
     printf 'GET /metrics HTTP/1.0\r\nHost: bench\r\n%s\r\n' "$accept" >&3
     cat <&3
     exec 3<&-
@@ -97,6 +100,17 @@ om_accept="application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q
 scrape | grep -q '^# TYPE nodevitals_container_cpu_periods_total counter' ||
     { echo "the text format body lacks its counter declaration" >&2; exit 1; }
 [[ $(scrape "$om_accept" | tail -1) == "# EOF" ]] || { echo "the OpenMetrics body does not end with # EOF" >&2; exit 1; }
+gzip_header=()
+if [[ ${ACCEPT_GZIP:-} == 1 ]]; then
+    gzip_header=(-H "Accept-Encoding: gzip")
+    # The gzip bodies decode (CRC and length checked) to whole expositions.
+    for accept in "" "$om_accept"; do
+        decoded=$(scrape "$accept" gzip | sed '1,/^\r$/d' | gzip -dc)
+        grep -q "^nodevitals_cpu_containers $n\$" <<<"$decoded" ||
+            { echo "the gzip body (Accept: ${accept:-none}) does not decode to $n containers" >&2; exit 1; }
+    done
+    echo "gzip: text $(scrape "" gzip | sed '1,/^\r$/d' | wc -c) bytes, OpenMetrics $(scrape "$om_accept" gzip | sed '1,/^\r$/d' | wc -c) bytes"
+fi
 if [[ -n ${BODIES:-} ]]; then
     mkdir -p "$BODIES"
     scrape | sed '1,/^\r$/d' >"$BODIES/text.prom"
@@ -120,7 +134,7 @@ for format in $formats; do
         read -r busy0 total0 < <(machine_ticks)
         agent0=$(process_ticks "$agent_pid")
         out=$(/usr/bin/time -f '%U %S' -o "$work/wrk.time" \
-            wrk -t"$threads" -c"$connections" -d"$duration" --latency "${accept[@]}" "http://$addr/metrics")
+            wrk -t"$threads" -c"$connections" -d"$duration" --latency "${accept[@]}" "${gzip_header[@]}" "http://$addr/metrics")
         read -r busy1 total1 < <(machine_ticks)
         agent1=$(process_ticks "$agent_pid")
         echo "$out"
@@ -135,8 +149,8 @@ for format in $formats; do
         p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
         p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
         rps=$(awk '$1 == "Requests/sec:" { print $2 }' <<<"$out")
-        summary+=("$(printf '%-12s run %d: p50 %8s  p99 %8s  %9s req/s  agent CPU %4s us/request  load before %5s, other work %3s%% CPU' \
-            "$format" "$run" "$p50" "$p99" "$rps" "$agent_us" "$load" "$others")")
+        summary+=("$(printf '%-17s run %d: p50 %8s  p99 %8s  %9s req/s  agent CPU %4s us/request  load before %5s, other work %3s%% CPU' \
+            "$format${gzip_header:+ gzip}" "$run" "$p50" "$p99" "$rps" "$agent_us" "$load" "$others")")
     done
 done
 echo
