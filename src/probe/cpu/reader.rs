@@ -113,10 +113,20 @@ impl Reader {
         // This scan likely finds as many as the last: no regrowing on the way,
         // and nothing held between scans.
         self.containers = Vec::with_capacity(self.found_last);
-        self.cpuacct_dir = self
-            .cpuacct_root
-            .as_deref()
-            .and_then(|root| open_dir(rustix::fs::CWD, root).ok());
+        self.cpuacct_dir = None;
+        if let Some(root) = &self.cpuacct_root {
+            match open_dir(rustix::fs::CWD, root) {
+                Ok(dir) => self.cpuacct_dir = Some(dir),
+                Err(e) if gone(&e) => {}
+                // Unopenable, not merely gone: every container's usage is
+                // missing, so say why, once per scan.
+                Err(source) => self.errors.push(CpuError::Read {
+                    path: root.clone(),
+                    file: CgroupFile::CpuacctUsage,
+                    source,
+                }),
+            }
+        }
         self.limits.begin_scan();
     }
 

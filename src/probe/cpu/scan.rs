@@ -171,6 +171,40 @@ mod tests {
     }
 
     #[test]
+    fn an_unopenable_cpuacct_hierarchy_is_reported_not_silent() {
+        let root = tempfile::tempdir().unwrap();
+        let cpu = root.path().join("cpu");
+        let dir = cpu.join(format!("docker/{ID}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(cpu.join("cpu.cfs_quota_us"), "-1\n").unwrap();
+        std::fs::write(
+            dir.join("cpu.stat"),
+            "nr_periods 1\nnr_throttled 0\nthrottled_time 0\n",
+        )
+        .unwrap();
+        let cpuacct = root.path().join("cpuacct");
+        std::fs::create_dir_all(cpuacct.join(format!("docker/{ID}"))).unwrap();
+        std::fs::write(cpuacct.join("cpuacct.usage"), "0\n").unwrap();
+        std::fs::write(cpuacct.join(format!("docker/{ID}/cpuacct.usage")), "1000\n").unwrap();
+        let mut scanner = Scanner::new(root.path(), root.path()).unwrap();
+        let (reading, errors) = only(scanner.scan());
+        assert_eq!(reading.usage_ns, Some(1000), "{errors:?}");
+        // The cpuacct mount point turns into something that is no directory.
+        std::fs::remove_dir_all(&cpuacct).unwrap();
+        std::fs::write(&cpuacct, "").unwrap();
+        let (reading, errors) = only(scanner.scan());
+        assert_eq!(reading.usage_ns, None);
+        assert!(
+            reading.throttling.is_some(),
+            "the cpu hierarchy is still read"
+        );
+        let [CpuError::Read { path, file, .. }] = &errors[..] else {
+            panic!("{errors:?}")
+        };
+        assert_eq!((path, *file), (&cpuacct, CgroupFile::CpuacctUsage));
+    }
+
+    #[test]
     fn a_limit_that_failed_to_parse_is_read_again_next_scan() {
         let root = tempfile::tempdir().unwrap();
         let dir = v2_tree(root.path(), "fifty 100000\n");
