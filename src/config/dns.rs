@@ -113,18 +113,24 @@ pub enum DnsQtype {
 }
 
 impl DnsQtype {
-    pub fn as_str(self) -> &'static str {
+    pub fn record_type(self) -> hickory_proto::rr::RecordType {
+        use hickory_proto::rr::RecordType;
         match self {
-            DnsQtype::A => "A",
-            DnsQtype::AAAA => "AAAA",
-            DnsQtype::CNAME => "CNAME",
-            DnsQtype::MX => "MX",
-            DnsQtype::NS => "NS",
-            DnsQtype::PTR => "PTR",
-            DnsQtype::SOA => "SOA",
-            DnsQtype::SRV => "SRV",
-            DnsQtype::TXT => "TXT",
+            DnsQtype::A => RecordType::A,
+            DnsQtype::AAAA => RecordType::AAAA,
+            DnsQtype::CNAME => RecordType::CNAME,
+            DnsQtype::MX => RecordType::MX,
+            DnsQtype::NS => RecordType::NS,
+            DnsQtype::PTR => RecordType::PTR,
+            DnsQtype::SOA => RecordType::SOA,
+            DnsQtype::SRV => RecordType::SRV,
+            DnsQtype::TXT => RecordType::TXT,
         }
+    }
+
+    /// The `qtype` label: the record type's mnemonic ("A", "AAAA", ...).
+    pub fn as_str(self) -> &'static str {
+        self.record_type().into()
     }
 }
 

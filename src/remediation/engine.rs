@@ -248,9 +248,10 @@ impl Engine {
             running_after: None,
             detail: format!("would kill {} running containers", obs.would_kill),
         });
-        if self.events.len() > MAX_EVENTS {
-            self.events.remove(0);
-        }
+        // The one place events grow, so the one bound on what is kept and
+        // persisted (a loaded state file may hold more).
+        let excess = self.events.len().saturating_sub(MAX_EVENTS);
+        self.events.drain(..excess);
         // Persisted before acting: an agent killed mid-restart still counts it.
         self.save().await;
         if dry_run {

@@ -4,7 +4,7 @@
 //! corrupt or unreadable file is reported and read as "the budget is spent",
 //! never as "no restarts happened". Metrics: none (the engine counts errors).
 
-use super::history::{Event, History, WallClock, MAX_EVENTS};
+use super::history::{Event, History, WallClock};
 use super::machine::Policy;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -51,7 +51,7 @@ impl Persisted {
             restarts_unix: h.restarts.iter().map(|t| clock.to_unix(*t)).collect(),
             backoff_step_seconds: h.step.as_secs_f64(),
             next_allowed_unix: h.next_allowed.map(|t| clock.to_unix(t)),
-            events: events[events.len().saturating_sub(MAX_EVENTS)..].to_vec(),
+            events: events.to_vec(),
             answered: h.answered,
         }
     }

@@ -11,7 +11,7 @@ use super::wire::{tcp_query, udp_exchange, Question, Reply, Sending};
 use super::DnsProbe;
 use crate::config::{DnsQtype, DnsTransport};
 use crate::metrics::QueryLabels;
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::Name;
 use std::net::SocketAddr;
 
 /// One server x name x transport, with the query types to send.
@@ -20,20 +20,6 @@ pub(super) struct Target {
     pub name: Name,
     pub label: String,
     pub transport: DnsTransport,
-}
-
-fn record_type(q: DnsQtype) -> RecordType {
-    match q {
-        DnsQtype::A => RecordType::A,
-        DnsQtype::AAAA => RecordType::AAAA,
-        DnsQtype::CNAME => RecordType::CNAME,
-        DnsQtype::MX => RecordType::MX,
-        DnsQtype::NS => RecordType::NS,
-        DnsQtype::PTR => RecordType::PTR,
-        DnsQtype::SOA => RecordType::SOA,
-        DnsQtype::SRV => RecordType::SRV,
-        DnsQtype::TXT => RecordType::TXT,
-    }
 }
 
 impl DnsProbe {
@@ -156,7 +142,7 @@ impl Target {
     fn question(&self, q: DnsQtype) -> Question {
         Question {
             name: self.name.clone(),
-            qtype: record_type(q),
+            qtype: q.record_type(),
         }
     }
 
