@@ -13,15 +13,12 @@ use tokio::time::Instant;
 const INTERVAL: Duration = Duration::from_secs(1);
 const DEADLINE: Duration = Duration::from_secs(1);
 
-/// The `[[runtime]]` entry for the containerd at `endpoint`.
-fn runtime_entry(endpoint: &str) -> String {
-    format!(
-        "[[runtime]]\nkind = \"containerd\"\nendpoint = \"{endpoint}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n"
-    )
-}
-
 fn config(endpoint: &str) -> String {
-    format!("{}{}", runtime_entry(endpoint), support::ONLY_RUNTIME)
+    format!(
+        "{}{}",
+        support::runtime_entry("containerd", endpoint),
+        support::ONLY_RUNTIME
+    )
 }
 
 const UP: &str = "nodevitals_runtime_up";
@@ -160,10 +157,7 @@ fn containerd_without_cri_is_probed_natively_and_a_missing_cri_is_misconfigured(
     let c = Containerd::start_without_cri("cri-off");
     let dir = short_tempdir("agent");
     let ep = c.endpoint();
-    let config = format!(
-        "{}\n[[runtime]]\nkind = \"crio\"\nendpoint = \"{ep}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n",
-        config(&ep)
-    );
+    let config = format!("{}\n{}", config(&ep), support::runtime_entry("crio", &ep));
     let agent = AgentProcess::start(dir.path(), &config, &[]);
     let m = agent.wait_metrics(Duration::from_secs(10), "containerd up, crio probed", |m| {
         m.get(UP, CONTAINERD) == Some(1.0) && m.probe_runs("crio") >= 1.0
@@ -198,9 +192,9 @@ fn dockerd_and_its_containerd_are_both_probed() {
     });
     let dir = short_tempdir("agent");
     let config = format!(
-        "{}\n[[runtime]]\nkind = \"docker\"\nendpoint = \"{}\"\ninterval = \"1s\"\ntimeout = \"1s\"\n",
+        "{}\n{}",
         config(&format!("unix://{}", socket.display())),
-        d.endpoint()
+        support::runtime_entry("docker", &d.endpoint())
     );
     let agent = AgentProcess::start(dir.path(), &config, &[]);
     agent.wait_metrics(Duration::from_secs(10), "docker and containerd up", |m| {
@@ -215,7 +209,7 @@ fn dockerd_and_its_containerd_are_both_probed() {
 fn cgroup_named_through(c: &Containerd) -> String {
     let cg = QuotaCgroup::create("cri-names", 100_000, 100_000);
     let dir = short_tempdir("agent");
-    let config = support::cpu_config(&runtime_entry(&c.endpoint()));
+    let config = support::cpu_config(&support::runtime_entry("containerd", &c.endpoint()));
     let agent = AgentProcess::start(dir.path(), &config, &[]);
     let refreshes = |m: &Metrics, result| {
         m.get(
@@ -238,11 +232,11 @@ fn cgroup_named_through(c: &Containerd) -> String {
         .to_owned()
 }
 
-/// The CPU probe names container cgroups through containerd's CRI
-/// `ListContainers`, and the real daemon's answer decodes. (No CRI container
-/// can be created here to be named: `RunPodSandbox` needs the pause image from
-/// a registry; the labels and metadata are pinned on wire bytes in
-/// `src/probe/cpu/cri_directory.rs`.)
+/// The CPU probe asks containerd (CRI `ListContainers` and `ListPodSandbox`)
+/// about a container cgroup it does not know, and the real daemon's answer
+/// decodes: the refresh is ok, and the cgroup, unknown to containerd, keeps
+/// its id label. Naming a real CRI pod's cgroups is
+/// `tests/cpu_throttling.rs::cri_pod_series_carry_pod_labels_the_sandbox_is_pod_and_all_vanish_with_it`.
 #[test]
 fn cpu_probe_asks_containerd_to_name_container_cgroups() {
     let c = Containerd::start("cri-cpu-names");

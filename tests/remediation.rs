@@ -231,9 +231,7 @@ impl Freezer {
         let thread = std::thread::spawn(move || {
             let mut frozen = 0;
             while !flag.load(Ordering::SeqCst) {
-                let pid = std::fs::read_to_string(&pidfile)
-                    .ok()
-                    .and_then(|s| s.trim().parse::<i32>().ok());
+                let pid = process::read_pid(&pidfile);
                 if let Some(pid) = pid.filter(|p| *p != frozen && process::alive(*p)) {
                     process::signal(pid, libc::SIGSTOP);
                     frozen = pid;

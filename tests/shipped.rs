@@ -315,16 +315,6 @@ fn manifest_agrees_with_the_binary() {
     );
 }
 
-#[test]
-fn the_probed_endpoints_exist() {
-    let dir = support::short_tempdir("shipped");
-    let agent = support::AgentProcess::start(dir.path(), support::ONLY_RUNTIME, &[]);
-    for path in ["/healthz", "/readyz", "/metrics"] {
-        let (status, body) = agent.get(path);
-        assert_ne!(status, 404, "{path}: {body}");
-    }
-}
-
 /// The unit file as key -> values (a key may repeat).
 fn unit_file() -> BTreeMap<String, Vec<String>> {
     let mut keys: BTreeMap<String, Vec<String>> = BTreeMap::new();

@@ -144,11 +144,7 @@ done"#;
 
     /// The PID of the containerd running now, from the supervisor's pidfile.
     pub fn pid(&self) -> Option<i32> {
-        std::fs::read_to_string(&self.pidfile)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        process::read_pid(&self.pidfile)
     }
 
     pub fn log(&self) -> String {

@@ -130,16 +130,7 @@ impl Dockerd {
 
     /// The PID in dockerd's pidfile, if it has written one.
     pub fn pid_from_file(&self) -> Option<i32> {
-        std::fs::read_to_string(&self.pidfile)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    /// Adopts the PID of a dockerd restarted by someone else (a supervisor).
-    pub fn set_pid(&mut self, pid: i32) {
-        self.pid.store(pid, Ordering::SeqCst);
+        process::read_pid(&self.pidfile)
     }
 
     pub fn log(&self) -> String {
@@ -293,9 +284,7 @@ impl Supervisor {
                 if stop.load(Ordering::SeqCst) {
                     return;
                 }
-                let containerd = std::fs::read_to_string(&containerd_pidfile)
-                    .ok()
-                    .and_then(|s| s.trim().parse::<i32>().ok());
+                let containerd = process::read_pid(&containerd_pidfile);
                 if let Some(old) = containerd {
                     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
                     while Path::new(&format!("/proc/{old}")).exists()

@@ -25,6 +25,11 @@ pub fn signal(pid: i32, sig: i32) {
     }
 }
 
+/// The PID in a pidfile, once one has been written.
+pub fn read_pid(pidfile: &Path) -> Option<i32> {
+    std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
+}
+
 pub fn alive(pid: i32) -> bool {
     // A zombie still accepts signals; treat it as gone.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
