@@ -9,7 +9,9 @@
 
 use super::defaults::{restart_kills_containers, RestartSpec};
 use super::history::{Event, WallClock, MAX_EVENTS};
-use super::machine::{Decision, Machine, Observation, Policy, RestartEnd, SkipReason, State};
+use super::machine::{
+    Decision, Machine, Observation, Policy, RestartEnd, SkipReason, State, Uptimes,
+};
 use super::procfs::Procfs;
 use super::report;
 use super::restart::Restarter;
@@ -125,27 +127,11 @@ impl Engine {
         } else {
             0
         };
-        // /proc is only read when a restart may be considered: the uptimes feed
-        // the cooldown and boot-grace guards, nothing else.
-        let (runtime_uptime, node_uptime) =
-            if h.consecutive_failures >= self.p.policy.failure_threshold {
-                let runtime = self
-                    .p
-                    .procfs
-                    .find(self.p.spec.pidfile.as_deref(), &self.p.spec.process)
-                    .ok()
-                    .and_then(|p| self.p.procfs.uptime_of(p));
-                (runtime, self.p.procfs.node_uptime())
-            } else {
-                (None, None)
-            };
         Observation {
             now: Instant::now(),
             outcome: h.last_outcome,
             consecutive_failures: h.consecutive_failures,
             last_answer: h.last_answer,
-            runtime_uptime,
-            node_uptime,
             would_kill,
             jitter: self.p.jitter * rand::rng().random::<f64>(),
         }
@@ -154,7 +140,15 @@ impl Engine {
     async fn step(&mut self, h: &RuntimeHealth) {
         let obs = self.observation(h);
         let answered_before = self.machine.history().answered;
-        let decision = self.machine.observe(&obs);
+        let p = &self.p;
+        let decision = self.machine.observe(&obs, || Uptimes {
+            runtime: p
+                .procfs
+                .find(p.spec.pidfile.as_deref(), &p.spec.process)
+                .ok()
+                .and_then(|pid| p.procfs.uptime_of(pid)),
+            node: p.procfs.node_uptime(),
+        });
         if self.machine.history().answered && !answered_before {
             // Persist the first answer: it is what makes a later refusal a
             // dead runtime rather than a wrong path, across agent restarts.

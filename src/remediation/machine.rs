@@ -137,15 +137,21 @@ pub(crate) struct Observation {
     pub consecutive_failures: u32,
     /// The last time the runtime answered anything, late answers included.
     pub last_answer: Option<Instant>,
-    /// How long the runtime process has been running; `None` = not found.
-    pub runtime_uptime: Option<Duration>,
-    /// Time since the node booted; `None` = unknown.
-    pub node_uptime: Option<Duration>,
     /// Running containers a restart would kill now.
     pub would_kill: u64,
     /// Extra backoff as a fraction of the step (`backoff_jitter` * a random
     /// sample in [0, 1)); 0 in tests.
     pub jitter: f64,
+}
+
+/// Read from `/proc` only when a confirmed hang has passed the budget and
+/// backoff guards: for the cooldown and boot-grace guards, nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct Uptimes {
+    /// How long the runtime process has been running; `None` = not found.
+    pub runtime: Option<Duration>,
+    /// Time since the node booted; `None` = unknown.
+    pub node: Option<Duration>,
 }
 
 /// How a restart the machine asked for ended, as the engine reports it.
@@ -228,7 +234,11 @@ impl Machine {
             .max()
     }
 
-    pub(crate) fn observe(&mut self, o: &Observation) -> Decision {
+    pub(crate) fn observe(
+        &mut self,
+        o: &Observation,
+        uptimes: impl FnOnce() -> Uptimes,
+    ) -> Decision {
         if !self.policy.enabled {
             self.state = State::Disabled;
             return Decision::Nothing;
@@ -271,7 +281,7 @@ impl Machine {
         if o.now.saturating_duration_since(silent_since) < self.policy.hang_after {
             return Decision::Skip(SkipReason::NotAHang);
         }
-        if let Some(reason) = self.guard(o) {
+        if let Some(reason) = self.guard(o, uptimes) {
             self.state = match reason {
                 SkipReason::Budget => State::Exhausted,
                 SkipReason::Backoff => State::Backoff,
@@ -285,7 +295,7 @@ impl Machine {
     }
 
     /// The first guard that holds a confirmed hang back, most severe first.
-    fn guard(&self, o: &Observation) -> Option<SkipReason> {
+    fn guard(&self, o: &Observation, uptimes: impl FnOnce() -> Uptimes) -> Option<SkipReason> {
         let p = &self.policy;
         if self.history.restarts.len() >= p.max_restarts as usize {
             return Some(SkipReason::Budget);
@@ -293,10 +303,11 @@ impl Machine {
         if self.history.next_allowed.is_some_and(|t| t > o.now) {
             return Some(SkipReason::Backoff);
         }
-        if o.runtime_uptime.is_some_and(|u| u < p.cooldown) {
+        let uptimes = uptimes();
+        if uptimes.runtime.is_some_and(|u| u < p.cooldown) {
             return Some(SkipReason::Cooldown);
         }
-        if o.node_uptime.is_some_and(|u| u < p.boot_grace) {
+        if uptimes.node.is_some_and(|u| u < p.boot_grace) {
             return Some(SkipReason::BootGrace);
         }
         if p.refuse_if_kills_workloads && o.would_kill > 0 {
@@ -403,16 +414,19 @@ mod tests {
             if matches!(outcome, Outcome::Ok | Outcome::Error) {
                 self.last_answer = Some(now);
             }
-            self.m.observe(&Observation {
+            let uptimes = Uptimes {
+                runtime: Some(now - self.runtime_started),
+                node: Some(now - self.booted),
+            };
+            let observation = Observation {
                 now,
                 outcome: Some(outcome),
                 consecutive_failures: self.failures,
                 last_answer: self.last_answer,
-                runtime_uptime: Some(now - self.runtime_started),
-                node_uptime: Some(now - self.booted),
                 would_kill: self.would_kill,
                 jitter: self.jitter,
-            })
+            };
+            self.m.observe(&observation, || uptimes)
         }
 
         /// Rounds of `outcome` every second until a decision other than
@@ -700,21 +714,45 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn uptimes_are_not_read_unless_a_restart_is_in_reach() {
+        let mut s = Sim::new(policy());
+        for failures in 1..=11 {
+            advance(SEC).await;
+            let observation = Observation {
+                now: Instant::now(),
+                outcome: Some(Outcome::Misconfigured),
+                consecutive_failures: failures,
+                last_answer: None,
+                would_kill: 0,
+                jitter: 0.0,
+            };
+            let d =
+                s.m.observe(&observation, || panic!("/proc read for a misconfiguration"));
+            assert!(
+                matches!(
+                    d,
+                    Decision::Nothing | Decision::Skip(SkipReason::Misconfigured)
+                ),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn unknown_uptimes_do_not_block() {
         let mut s = Sim::new(policy());
         let mut last = Decision::Nothing;
         for failures in 1..=11 {
             advance(SEC).await;
-            last = s.m.observe(&Observation {
+            let observation = Observation {
                 now: Instant::now(),
                 outcome: Some(Outcome::Timeout),
                 consecutive_failures: failures,
                 last_answer: None,
-                runtime_uptime: None,
-                node_uptime: None,
                 would_kill: 0,
                 jitter: 0.0,
-            });
+            };
+            last = s.m.observe(&observation, Uptimes::default);
         }
         assert_eq!(last, Decision::Restart);
     }
