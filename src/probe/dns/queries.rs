@@ -49,8 +49,21 @@ impl DnsProbe {
     }
 
     async fn pair(&self, t: &Target) -> Vec<&'static str> {
-        let pair = [DnsQtype::A, DnsQtype::AAAA];
-        let questions = pair.map(|q| t.question(q));
+        self.udp(t, &[DnsQtype::A, DnsQtype::AAAA]).await
+    }
+
+    async fn single(&self, t: &Target, q: DnsQtype) -> &'static str {
+        if t.transport == DnsTransport::Udp {
+            return self.udp(t, &[q]).await[0];
+        }
+        let reply = tcp_query(&self.sockets, t.server, &t.question(q), self.query_timeout).await;
+        self.record(t, q, &reply)
+    }
+
+    /// `qtypes` sent back to back from one UDP socket (one reply each); a pair
+    /// with exactly one answer missing counts as pair-lost.
+    async fn udp(&self, t: &Target, qtypes: &[DnsQtype]) -> Vec<&'static str> {
+        let questions: Vec<Question> = qtypes.iter().map(|q| t.question(*q)).collect();
         let ex = udp_exchange(
             &self.sockets,
             t.server,
@@ -66,41 +79,15 @@ impl DnsProbe {
             .iter()
             .filter(|r| matches!(r, Reply::Timeout { .. }))
             .count();
-        if lost == 1 {
+        if qtypes.len() == 2 && lost == 1 {
             self.metrics.count_pair_lost(&server);
         }
-        let mut out = Vec::with_capacity(2);
-        for ((q, question), reply) in pair.iter().zip(&questions).zip(ex.replies) {
+        let mut out = Vec::with_capacity(qtypes.len());
+        for ((q, question), reply) in qtypes.iter().zip(&questions).zip(ex.replies) {
             let reply = self.finish_udp(t, question, reply).await;
             out.push(self.record(t, *q, &reply));
         }
         out
-    }
-
-    async fn single(&self, t: &Target, q: DnsQtype) -> &'static str {
-        let question = t.question(q);
-        let reply = match t.transport {
-            DnsTransport::Tcp => {
-                tcp_query(&self.sockets, t.server, &question, self.query_timeout).await
-            }
-            DnsTransport::Udp => {
-                let ex = udp_exchange(
-                    &self.sockets,
-                    t.server,
-                    std::slice::from_ref(&question),
-                    Sending::Parallel,
-                    self.query_timeout,
-                )
-                .await;
-                self.metrics
-                    .count_mismatched(&t.server.to_string(), ex.mismatched);
-                let reply = ex.replies.into_iter().next().unwrap_or(Reply::Timeout {
-                    elapsed: self.query_timeout,
-                });
-                self.finish_udp(t, &question, reply).await
-            }
-        };
-        self.record(t, q, &reply)
     }
 
     /// A truncated UDP answer is retried over TCP, as a resolver does; the
@@ -112,19 +99,9 @@ impl DnsProbe {
         }
         self.metrics.count_truncated(&t.server.to_string());
         let before = reply.elapsed();
-        match tcp_query(&self.sockets, t.server, question, self.query_timeout).await {
-            Reply::Answer { answer, elapsed } => Reply::Answer {
-                answer,
-                elapsed: before + elapsed,
-            },
-            Reply::Timeout { elapsed } => Reply::Timeout {
-                elapsed: before + elapsed,
-            },
-            Reply::Failed { error, elapsed } => Reply::Failed {
-                error,
-                elapsed: before + elapsed,
-            },
-        }
+        tcp_query(&self.sockets, t.server, question, self.query_timeout)
+            .await
+            .delayed(before)
     }
 
     fn record(&self, t: &Target, q: DnsQtype, reply: &Reply) -> &'static str {

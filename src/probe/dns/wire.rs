@@ -48,6 +48,16 @@ impl Reply {
         }
     }
 
+    /// The same reply, as seen by a client that had already waited `by`.
+    pub fn delayed(mut self, by: Duration) -> Reply {
+        match &mut self {
+            Reply::Answer { elapsed, .. }
+            | Reply::Timeout { elapsed }
+            | Reply::Failed { elapsed, .. } => *elapsed += by,
+        }
+        self
+    }
+
     pub fn answer(&self) -> Option<&Answer> {
         match self {
             Reply::Answer { answer, .. } => Some(answer),
