@@ -167,19 +167,15 @@ fn metrics_are_gzipped_when_the_client_accepts_it() {
     let url = format!("http://{}/metrics", agent.addr);
     let om = "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
     // (headers, body) of one GET with these extra curl arguments.
+    support::require("curl", "curl");
     let curl = |args: &[&str]| {
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "5", "-D", "-"])
-            .args(args)
-            .arg(&url)
-            .output()
-            .expect("curl is not installed: apt-get install curl");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let raw = String::from_utf8_lossy(&out.stdout).into_owned();
+        let raw = support::process::output(
+            Command::new("curl")
+                .args(["-sS", "--max-time", "5", "-D", "-"])
+                .args(args)
+                .arg(&url),
+        )
+        .unwrap_or_else(|e| panic!("curl {args:?}: {e}"));
         let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
         (head.to_ascii_lowercase(), body.to_owned())
     };

@@ -32,24 +32,18 @@ fn glibc_lookup(resolv_conf: &Path, name: &str) -> String {
         Path::new(PYTHON).exists(),
         "{PYTHON} is missing: apt-get install python3-minimal (scripts/test.sh does)"
     );
-    let out = Command::new("unshare")
-        .args([
-            "-m",
-            "sh",
-            "-c",
-            "mount --bind \"$1\" /etc/resolv.conf && exec \"$2\" -c \"$3\" \"$4\"",
-            "sh",
-        ])
-        .arg(resolv_conf)
-        .args([PYTHON, GETADDRINFO, name])
-        .output()
-        .expect("run unshare (util-linux)");
-    assert!(
-        out.status.success(),
-        "glibc lookup failed to run: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "-m",
+        "sh",
+        "-c",
+        "mount --bind \"$1\" /etc/resolv.conf && exec \"$2\" -c \"$3\" \"$4\"",
+        "sh",
+    ])
+    .arg(resolv_conf)
+    .args([PYTHON, GETADDRINFO, name]);
+    support::process::output(&mut cmd)
+        .unwrap_or_else(|e| panic!("glibc lookup failed to run (unshare, util-linux): {e}"))
 }
 
 fn nodevitals_lookup(dir: &Path, resolv_conf: &Path, name: &str) -> String {

@@ -49,16 +49,13 @@ fn s<'a>(v: &'a Value, what: &str) -> &'a str {
 
 /// Runs the binary with `args` plus `check-config`; panics unless it accepts them.
 fn check_config_accepts(args: &[String], what: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nodevitals"))
-        .args(args)
-        .arg("check-config")
-        .output()
-        .expect("run nodevitals");
-    assert!(
-        out.status.success(),
-        "{what}: nodevitals {args:?} check-config rejected it:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = support::process::output(
+        Command::new(env!("CARGO_BIN_EXE_nodevitals"))
+            .args(args)
+            .arg("check-config"),
+    ) {
+        panic!("{what}: nodevitals {args:?} check-config rejected it:\n{e}");
+    }
 }
 
 /// `args` with the value of `--config` replaced by `path`; panics unless the
