@@ -6,10 +6,9 @@
 //! connection per call, each call under a deadline, on a runtime of its own
 //! so blocking tests can use it.
 
+use nodevitals::probe::runtime::cri_transport::Connection;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 const RUNTIME_SERVICE: &str = "/runtime.v1.RuntimeService/";
@@ -236,18 +235,12 @@ impl CriClient {
             .map_err(|e| e.to_string())?;
         let socket = self.socket.clone();
         let call = async move {
-            let stream = tokio::net::UnixStream::connect(&socket)
+            let sender = Connection::new(socket.clone())
+                .sender()
                 .await
                 .map_err(|e| format!("connect {}: {e}", socket.display()))?;
-            let (send, conn) = hyper::client::conn::http2::handshake(
-                hyper_util::rt::TokioExecutor::new(),
-                hyper_util::rt::TokioIo::new(stream),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
             let mut grpc = tonic::client::Grpc::with_origin(
-                H2(send),
+                sender,
                 http::Uri::from_static("http://localhost"),
             );
             grpc.ready().await.map_err(|e| e.to_string())?;
@@ -261,29 +254,5 @@ impl CriClient {
             .block_on(async { tokio::time::timeout(CALL_DEADLINE, call).await })
             .unwrap_or_else(|_| Err(format!("{method}: no answer within {CALL_DEADLINE:?}")))
             .map_err(|e| format!("{method}: {e}"))
-    }
-}
-
-/// hyper's HTTP/2 sender as the tower service tonic's client wants.
-struct H2(hyper::client::conn::http2::SendRequest<tonic::body::BoxBody>);
-
-type ResponseFuture = Pin<
-    Box<
-        dyn std::future::Future<Output = hyper::Result<http::Response<hyper::body::Incoming>>>
-            + Send,
-    >,
->;
-
-impl tower_service::Service<http::Request<tonic::body::BoxBody>> for H2 {
-    type Response = http::Response<hyper::body::Incoming>;
-    type Error = hyper::Error;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<tonic::body::BoxBody>) -> Self::Future {
-        Box::pin(self.0.send_request(req))
     }
 }

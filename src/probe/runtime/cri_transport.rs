@@ -17,13 +17,13 @@ use tonic::body::BoxBody;
 
 /// The live connection to one runtime socket, shared by every request.
 #[derive(Clone)]
-pub(crate) struct Connection {
+pub struct Connection {
     socket: PathBuf,
     current: Arc<tokio::sync::Mutex<Option<SendRequest<BoxBody>>>>,
 }
 
 impl Connection {
-    pub(crate) fn new(socket: PathBuf) -> Self {
+    pub fn new(socket: PathBuf) -> Self {
         Self {
             socket,
             current: Arc::new(tokio::sync::Mutex::new(None)),
@@ -33,7 +33,7 @@ impl Connection {
     /// A sender on the open connection, connecting first if there is none.
     /// Requests racing here wait for one connection rather than each opening
     /// their own.
-    pub(crate) async fn sender(&self) -> std::io::Result<Sender> {
+    pub async fn sender(&self) -> std::io::Result<Sender> {
         let mut current = self.current.lock().await;
         if let Some(send) = current.as_ref().filter(|s| !s.is_closed()) {
             return Ok(Sender(send.clone()));
@@ -55,7 +55,7 @@ impl Connection {
 }
 
 /// One request stream's handle on the connection, as tonic's `Grpc` wants it.
-pub(crate) struct Sender(SendRequest<BoxBody>);
+pub struct Sender(SendRequest<BoxBody>);
 
 type ResponseFuture =
     Pin<Box<dyn Future<Output = Result<http::Response<Incoming>, hyper::Error>> + Send>>;

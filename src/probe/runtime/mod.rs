@@ -11,7 +11,9 @@
 pub mod classify;
 pub mod cri;
 pub(crate) mod cri_messages;
-mod cri_transport;
+// Public (hidden) so the tests' CRI client speaks gRPC over the same transport.
+#[doc(hidden)]
+pub mod cri_transport;
 pub mod detect;
 pub mod docker;
 
