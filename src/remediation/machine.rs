@@ -713,19 +713,24 @@ mod tests {
         assert_eq!(Instant::now() - s.booted, 60 * SEC);
     }
 
+    /// A failing round, now, of a runtime that never answered.
+    fn silent_failure(outcome: Outcome, failures: u32) -> Observation {
+        Observation {
+            now: Instant::now(),
+            outcome: Some(outcome),
+            consecutive_failures: failures,
+            last_answer: None,
+            would_kill: 0,
+            jitter: 0.0,
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn uptimes_are_not_read_unless_a_restart_is_in_reach() {
         let mut s = Sim::new(policy());
         for failures in 1..=11 {
             advance(SEC).await;
-            let observation = Observation {
-                now: Instant::now(),
-                outcome: Some(Outcome::Misconfigured),
-                consecutive_failures: failures,
-                last_answer: None,
-                would_kill: 0,
-                jitter: 0.0,
-            };
+            let observation = silent_failure(Outcome::Misconfigured, failures);
             let d =
                 s.m.observe(&observation, || panic!("/proc read for a misconfiguration"));
             assert!(
@@ -744,14 +749,7 @@ mod tests {
         let mut last = Decision::Nothing;
         for failures in 1..=11 {
             advance(SEC).await;
-            let observation = Observation {
-                now: Instant::now(),
-                outcome: Some(Outcome::Timeout),
-                consecutive_failures: failures,
-                last_answer: None,
-                would_kill: 0,
-                jitter: 0.0,
-            };
+            let observation = silent_failure(Outcome::Timeout, failures);
             last = s.m.observe(&observation, Uptimes::default);
         }
         assert_eq!(last, Decision::Restart);
