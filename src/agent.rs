@@ -16,7 +16,7 @@ use crate::probe::runtime::docker::DockerClient;
 use crate::probe::runtime::{detect, RuntimeClient, RuntimeHealth, RuntimeProbe};
 use crate::probe::unusable::Unusable;
 use crate::probe::Probe;
-use crate::remediation::Remediation;
+use crate::remediation::{Histories, Remediation};
 use crate::scheduler::{Scheduler, Sinks};
 use crate::server::{self, AppState};
 use crate::status::StatusBoard;
@@ -197,6 +197,8 @@ pub struct Agent {
     metrics: Arc<Metrics>,
     status: Arc<StatusBoard>,
     health: Arc<Health>,
+    /// Restart histories, kept across reloads.
+    histories: Arc<Histories>,
 }
 
 impl Agent {
@@ -208,6 +210,7 @@ impl Agent {
             metrics: Arc::new(Metrics::new()),
             status: Arc::new(StatusBoard::default()),
             health: Arc::new(Health::default()),
+            histories: Arc::new(Histories::default()),
         }
     }
 
@@ -238,6 +241,8 @@ impl Agent {
             built.health,
             &self.metrics.remediation,
             Arc::clone(&self.status),
+            &self.histories,
+            &self.health,
         );
         (
             Scheduler::start(built.probes, self.sinks(), true),
