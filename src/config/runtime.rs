@@ -1,6 +1,7 @@
 //! The `[[runtime]]` entries, how to restart each, and the `[remediation]`
 //! policy shared by all runtimes.
 
+use super::DiagnosticSignal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
@@ -85,7 +86,7 @@ pub struct RestartConfig {
     pub command: Vec<String>,
     /// `signal`: sent first so the daemon dumps its state (dockerd: SIGUSR1 writes
     /// goroutine stacks); "none" disables it. Unset = the kind's default.
-    pub diagnostic_signal: Option<String>,
+    pub diagnostic_signal: Option<DiagnosticSignal>,
     /// `signal`: how long SIGTERM may take before SIGKILL.
     #[serde(with = "humantime_serde")]
     pub grace: Duration,

@@ -14,8 +14,6 @@ mod report;
 mod restart;
 mod state_file;
 
-pub use defaults::signal_by_name;
-
 use crate::config::{Config, RuntimeConfig};
 use crate::metrics::RemediationMetrics;
 use crate::probe::runtime::RuntimeHealth;
