@@ -15,3 +15,4 @@ pub mod remediation;
 pub mod scheduler;
 pub mod server;
 pub mod status;
+pub mod vocabulary;

@@ -11,8 +11,9 @@ mod dns;
 mod runtime;
 mod signal;
 
+pub use crate::vocabulary::RuntimeKind;
 pub use dns::{DnsConfig, DnsName, DnsQtype, DnsServer, DnsTransport};
-pub use runtime::{RemediationConfig, RestartConfig, RestartMethod, RuntimeConfig, RuntimeKind};
+pub use runtime::{RemediationConfig, RestartConfig, RestartMethod, RuntimeConfig};
 pub use signal::DiagnosticSignal;
 
 /// Where the agent looks for its config when `--config` is not given.

@@ -16,8 +16,8 @@ mod state_file;
 
 use crate::config::{Config, RuntimeConfig};
 use crate::metrics::RemediationMetrics;
-use crate::probe::runtime::RuntimeHealth;
 use crate::status::StatusBoard;
+use crate::vocabulary::RuntimeHealth;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;

@@ -17,9 +17,9 @@ pub mod cri_transport;
 pub mod detect;
 pub mod docker;
 
-use crate::config::RuntimeKind;
 use crate::metrics::RuntimeMetrics;
-use crate::probe::{Outcome, Probe, ProbeError, ProbeFuture, ProbeResult};
+use crate::probe::{Probe, ProbeFuture};
+use crate::vocabulary::{Operation, Outcome, ProbeError, ProbeResult, RuntimeHealth, RuntimeKind};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,30 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
-
-/// One request a probe round makes; its `as_str` is the `operation` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    Ping,
-    ListContainers,
-    Info,
-    Version,
-    Status,
-    ListPodSandbox,
-}
-
-impl Operation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Ping => "ping",
-            Operation::ListContainers => "list_containers",
-            Operation::Info => "info",
-            Operation::Version => "version",
-            Operation::Status => "status",
-            Operation::ListPodSandbox => "list_pod_sandbox",
-        }
-    }
-}
 
 /// What a successful operation learned.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,19 +89,6 @@ pub trait RuntimeClient: Send + Sync + 'static {
     }
     /// Starts `op`. The future must be `'static` so it can outlive its deadline.
     fn call(&self, op: Operation) -> CallFuture;
-}
-
-/// What remediation needs to know about a runtime, updated after every round.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RuntimeHealth {
-    pub rounds: u64,
-    pub last_outcome: Option<Outcome>,
-    pub consecutive_failures: u32,
-    /// The last time the runtime answered anything, late answers included.
-    pub last_answer: Option<Instant>,
-    pub running_containers: Option<u64>,
-    /// The last `LiveRestore` answer: whether a restart spares running containers.
-    pub live_restore: Option<bool>,
 }
 
 /// What a successful round learned.
