@@ -10,6 +10,7 @@ use std::time::Duration;
 mod dns;
 mod runtime;
 mod signal;
+mod timeouts;
 
 pub use crate::vocabulary::RuntimeKind;
 pub use dns::{DnsConfig, DnsName, DnsQtype, DnsServer, DnsTransport};
@@ -175,7 +176,7 @@ impl Config {
     /// Parses and validates config text; `path` is only used in error messages.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let de = toml::Deserializer::new(text);
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner();
             let location = inner
@@ -193,6 +194,10 @@ impl Config {
                 message: inner.message().trim().to_owned(),
             }
         })?;
+        // The text just deserialized, so it is a valid table.
+        if let Ok(table) = text.parse::<toml::Table>() {
+            config.fit_unset_timeouts(&table);
+        }
         config
             .validate()
             .map_err(|(key, message)| ConfigError::Invalid {

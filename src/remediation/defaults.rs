@@ -3,7 +3,6 @@
 //! it kills running containers. A `[runtime.restart]` key overrides its default.
 //! Metrics: none.
 
-#[cfg(test)]
 use crate::config::{RestartConfig, RestartMethod, RuntimeKind};
 use std::path::PathBuf;
 use std::time::Duration;
