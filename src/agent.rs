@@ -244,6 +244,7 @@ impl Agent {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
+        crate::ignored_signals::ignore()?;
         let state = AppState {
             metrics: Arc::clone(&self.metrics),
             status: Arc::clone(&self.status),
