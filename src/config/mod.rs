@@ -11,7 +11,9 @@ mod dns;
 mod runtime;
 
 pub use dns::{DnsConfig, DnsName, DnsQtype, DnsServer, DnsTransport};
-pub use runtime::{RemediationConfig, RestartConfig, RestartMethod, RuntimeConfig, RuntimeKind};
+pub use runtime::{
+    DiskFullPolicy, RemediationConfig, RestartConfig, RestartMethod, RuntimeConfig, RuntimeKind,
+};
 
 /// Where the agent looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/nodevitals/config.toml";

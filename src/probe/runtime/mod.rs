@@ -66,9 +66,13 @@ pub enum Answer {
     /// The runtime does not serve this operation's API (containerd with its
     /// CRI plugin disabled): nothing was asked and nothing is recorded.
     NotServed,
-    /// Whether running containers survive a restart of the runtime (Docker's
-    /// `LiveRestoreEnabled`); `None` when the runtime did not say.
-    LiveRestore(Option<bool>),
+    /// Docker's `/info`: whether running containers survive a restart of the
+    /// runtime (`LiveRestoreEnabled`) and where it keeps its data
+    /// (`DockerRootDir`); `None` each when the runtime did not say.
+    Info {
+        live_restore: Option<bool>,
+        root_dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// Counts items per state over a runtime's full, closed state set (zeros
@@ -126,6 +130,8 @@ pub struct RuntimeHealth {
     pub running_containers: Option<u64>,
     /// The last `LiveRestore` answer: whether a restart spares running containers.
     pub live_restore: Option<bool>,
+    /// The runtime's root directory (Docker's `DockerRootDir`), once known.
+    pub root_dir: Option<std::path::PathBuf>,
 }
 
 /// What a successful round learned.
@@ -133,6 +139,7 @@ pub struct RuntimeHealth {
 struct RoundFacts {
     running: Option<u64>,
     live_restore: Option<bool>,
+    root_dir: Option<std::path::PathBuf>,
     /// Conditions the runtime reported false (CRI `NetworkReady` without CNI).
     not_ready: Vec<String>,
 }
@@ -283,8 +290,12 @@ impl RuntimeProbe {
                         .collect();
                     self.metrics.set_conditions(kind, &conds);
                 }
-                Ok(Answer::LiveRestore(on)) => {
+                Ok(Answer::Info {
+                    live_restore: on,
+                    root_dir,
+                }) => {
                     facts.live_restore = on;
+                    facts.root_dir = root_dir;
                     if let Some(on) = on {
                         self.metrics.set_live_restore(kind, on);
                     }
@@ -346,6 +357,9 @@ impl RuntimeProbe {
                     h.running_containers = facts.running;
                     if facts.live_restore.is_some() {
                         h.live_restore = facts.live_restore;
+                    }
+                    if facts.root_dir.is_some() {
+                        h.root_dir.clone_from(&facts.root_dir);
                     }
                 }
                 Err(e) => {
