@@ -4,9 +4,8 @@
 //! `DockerRootDir` (whose free space remediation watches).
 
 use super::classify::classify_error;
-use super::{count_states, Answer, CallError, CallFuture, Operation, RuntimeClient};
-use crate::config::RuntimeKind;
-use crate::probe::Outcome;
+use super::{count_states, Answer, CallError, CallFuture, RuntimeClient};
+use crate::vocabulary::{Operation, Outcome, RuntimeKind};
 use bollard::query_parameters::ListContainersOptions;
 use bollard::{ClientVersion, Docker};
 use std::path::{Path, PathBuf};
