@@ -281,3 +281,6 @@ impl Probe for RuntimeProbe {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
