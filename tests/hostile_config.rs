@@ -51,10 +51,26 @@ fn usr1_usr2_and_alrm_are_logged_and_ignored() {
 /// start, or on the SIGHUP that loaded it), or made it spin.
 /// (section, what it says, the key the error must name).
 const EXTREMES: &[(&str, &str, &str)] = &[
-    ("cpu", "interval = \"18446744073709551615s\"", "cpu.interval"),
-    ("remediation", "window = \"18446744073709551615s\"", "remediation.window"),
-    ("remediation", "backoff_max = \"18446744073709551615s\"", "remediation.backoff_max"),
-    ("cpu", "interval = \"1ns\"\ntimeout = \"1ns\"", "cpu.interval"),
+    (
+        "cpu",
+        "interval = \"18446744073709551615s\"",
+        "cpu.interval",
+    ),
+    (
+        "remediation",
+        "window = \"18446744073709551615s\"",
+        "remediation.window",
+    ),
+    (
+        "remediation",
+        "backoff_max = \"18446744073709551615s\"",
+        "remediation.backoff_max",
+    ),
+    (
+        "cpu",
+        "interval = \"1ns\"\ntimeout = \"1ns\"",
+        "cpu.interval",
+    ),
 ];
 
 /// The quiet agent's config with `section` replaced by `body`.
@@ -63,7 +79,11 @@ fn with_section(section: &str, body: &str) -> String {
         "[[runtime]]\nkind = \"docker\"\nendpoint = \"unix:///nonexistent/nv.sock\"\ninterval = \"1s\"\ntimeout = \"500ms\"\n",
     );
     for s in ["remediation", "kubelet", "dns", "cpu"] {
-        let keys = if s == section { body } else { "enabled = false" };
+        let keys = if s == section {
+            body
+        } else {
+            "enabled = false"
+        };
         config.push_str(&format!("\n[{s}]\n{keys}\n"));
     }
     config

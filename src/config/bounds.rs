@@ -78,12 +78,14 @@ impl Config {
             ("window", r.window),
             ("reset_after", r.reset_after),
             ("recovery_timeout", r.recovery_timeout),
+            ("blocked_after", r.blocked_after),
         ] {
             within(&format!("remediation.{key}"), value, POLICY)?;
         }
         for (key, value) in [
             ("max_restarts", r.max_restarts),
             ("failure_threshold", r.failure_threshold),
+            ("keep_dumps", r.keep_dumps),
         ] {
             if value > MAX_COUNT {
                 return Err((
