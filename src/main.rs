@@ -154,8 +154,7 @@ fn run_agent(
         }
     };
     let result = rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
+        let listener = nodevitals::server::bind(addr)
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         Agent::new(source, config)
             .force_dry_run(dry_run)

@@ -10,7 +10,9 @@ use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use socket2::{Domain, Socket, Type};
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -46,6 +48,21 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub status: Arc<StatusBoard>,
     pub health: Arc<Health>,
+}
+
+/// Connections the kernel queues before the agent accepts them (capped by
+/// `net.core.somaxconn`). A burst of connects beyond the queue has SYNs
+/// dropped, and a kubelet probe caught in it waits a 1 s retransmission.
+const ACCEPT_BACKLOG: i32 = 4096;
+
+/// Binds the server's socket; must be called inside the tokio runtime.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(ACCEPT_BACKLOG)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Serves on `listener` until the task is dropped. Accepting never waits for

@@ -116,10 +116,23 @@ impl AgentProcess {
         extra: &[&str],
         customise: impl FnOnce(&mut Command),
     ) -> AgentProcess {
+        let program = Path::new(env!("CARGO_BIN_EXE_nodevitals"));
+        Self::start_program(program, dir, config, extra, customise)
+    }
+
+    /// Like [`Self::start_with`] for another build of the agent (benchmarks
+    /// measure the shipped static binary).
+    pub fn start_program(
+        program: &Path,
+        dir: &Path,
+        config: &str,
+        extra: &[&str],
+        customise: impl FnOnce(&mut Command),
+    ) -> AgentProcess {
         assert_dns_stays_on_loopback(config);
         let config_path = dir.join("config.toml");
         std::fs::write(&config_path, config).expect("write agent config");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodevitals"));
+        let mut cmd = Command::new(program);
         cmd.arg("--config")
             .arg(&config_path)
             .args(["--listen", "127.0.0.1:0"])
