@@ -236,3 +236,6 @@ fn with_type(mut resp: Response<Chunks>, content_type: &'static str) -> Response
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
+
+#[cfg(test)]
+mod tests;

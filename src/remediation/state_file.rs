@@ -405,6 +405,26 @@ mod tests {
             let _ = parse(&bytes);
         }
 
+        /// Any well-formed file, times at the extremes included, loads into a
+        /// history no longer than the policy allows, without panicking.
+        #[test]
+        fn any_well_formed_file_loads_within_the_policy(
+            restarts in proptest::collection::vec(prop_oneof![Just(0.0), Just(f64::MAX), 0.0..1e12f64], 0..50),
+            step in prop_oneof![Just(0.0), Just(f64::MAX), 0.0..1e12f64],
+            next in proptest::option::of(prop_oneof![Just(0.0), Just(f64::MAX), Just(1e300), 0.0..1e12f64]),
+        ) {
+            let p = policy();
+            let clock = WallClock::now();
+            let mut file = persisted(next);
+            file.restarts_unix = restarts;
+            file.backoff_step_seconds = step;
+            let json = serde_json::to_vec(&file).unwrap();
+            let h = parse(&json).unwrap().history(clock, &p);
+            prop_assert!(h.restarts.len() <= p.max_restarts as usize);
+            prop_assert!(h.step <= p.backoff_max);
+            prop_assert!(h.next_allowed.map_or(true, |t| t <= clock.instant + p.backoff_max));
+        }
+
         #[test]
         fn parse_never_panics_on_near_json(s in r#"\{"version":[0-9],"restarts_unix":\[[-0-9.e,]{0,20}\],"backoff_step_seconds":[-0-9.e]{1,8},"next_allowed_unix":(null|[0-9.]{1,6}),"events":\[\]\}"#) {
             let _ = parse(s.as_bytes());
