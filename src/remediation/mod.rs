@@ -6,6 +6,7 @@
 //! Metrics: `nodevitals_remediation_*` (emitted by `engine`).
 
 mod defaults;
+mod diagnosis;
 mod engine;
 mod history;
 mod machine;
@@ -92,6 +93,14 @@ impl Remediation {
                     procfs: procfs.clone(),
                     metrics: metrics.clone(),
                     board: Arc::clone(&board),
+                    diagnoser: diagnosis::Diagnoser::new(
+                        &config.paths.proc,
+                        &config.paths.cgroup,
+                        r.blocked_after,
+                    ),
+                    on_disk_full: r.on_disk_full,
+                    dumps_dir: config.paths.state_dir.join("dumps"),
+                    keep_dumps: r.keep_dumps as usize,
                 };
                 tracing::info!(
                     target = %rt.kind,
