@@ -404,7 +404,7 @@ mod tests {
             .to_string();
         assert!(e.contains("runtime[0].restart.timeout"), "{e}");
         let c = parse(&format!(
-            "{rt}method = \"systemd\"\nsystemctl = \"/opt/systemctl\"\ngrace = \"3s\"\n[remediation]\nrefuse_if_kills_workloads = true\n"
+            "{rt}method = \"systemd\"\ngrace = \"3s\"\n[remediation]\nrefuse_if_kills_workloads = true\n"
         ))
         .unwrap();
         assert_eq!(c.runtimes[0].restart.grace, Duration::from_secs(3));

@@ -89,11 +89,10 @@ pub struct RestartConfig {
     /// `signal`: how long SIGTERM may take before SIGKILL.
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
-    /// `systemd` and `command`: deadline of the restart command.
+    /// `systemd` and `command`: deadline of the restart (for `systemd`, until
+    /// the unit is active again).
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
-    /// `systemd`: the systemctl binary (tests and DaemonSets substitute a wrapper).
-    pub systemctl: PathBuf,
 }
 
 impl Default for RestartConfig {
@@ -107,7 +106,6 @@ impl Default for RestartConfig {
             diagnostic_signal: None,
             grace: Duration::from_secs(10),
             timeout: Duration::from_secs(120),
-            systemctl: "systemctl".into(),
         }
     }
 }

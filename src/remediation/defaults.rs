@@ -62,7 +62,6 @@ pub(crate) struct RestartSpec {
     pub diagnostic_signal: Option<i32>,
     pub grace: Duration,
     pub timeout: Duration,
-    pub systemctl: PathBuf,
 }
 
 impl RestartSpec {
@@ -81,7 +80,6 @@ impl RestartSpec {
             },
             grace: c.grace,
             timeout: c.timeout,
-            systemctl: c.systemctl.clone(),
         }
     }
 }

@@ -140,13 +140,21 @@ impl Engine {
     async fn step(&mut self, h: &RuntimeHealth) {
         let obs = self.observation(h);
         let answered_before = self.machine.history().answered;
+        // The restarter's own account of the runtime's age (systemd: the
+        // unit's start time), asked only when a restart is in reach.
+        let restarter_uptime = if obs.consecutive_failures >= self.p.policy.failure_threshold {
+            self.p.restarter.runtime_uptime().await
+        } else {
+            None
+        };
         let p = &self.p;
         let decision = self.machine.observe(&obs, || Uptimes {
-            runtime: p
-                .procfs
-                .find(p.spec.pidfile.as_deref(), &p.spec.process)
-                .ok()
-                .and_then(|pid| p.procfs.uptime_of(pid)),
+            runtime: restarter_uptime.or_else(|| {
+                p.procfs
+                    .find(p.spec.pidfile.as_deref(), &p.spec.process)
+                    .ok()
+                    .and_then(|pid| p.procfs.uptime_of(pid))
+            }),
             node: p.procfs.node_uptime(),
         });
         if self.machine.history().answered && !answered_before {

@@ -5,7 +5,7 @@
 //! starts it again. Before each signal the PID's start time is checked, so a
 //! PID reused by another process is never signalled.
 
-use super::systemd::check_unit_policy;
+use super::systemd::unit_policy;
 use super::{RestartError, RestartFuture, Restarter};
 use crate::remediation::defaults::RestartSpec;
 use crate::remediation::procfs::{Process, Procfs};
@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 /// Time given to the daemon to write its diagnostic dump before SIGTERM.
 const DIAGNOSTIC_PAUSE: Duration = Duration::from_millis(500);
-/// Deadline of the `systemctl show` made once at start.
+/// Deadline of the look at the runtime's systemd unit made once at start.
 const UNIT_CHECK_DEADLINE: Duration = Duration::from_secs(5);
 /// How long SIGKILL may take to remove the process.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -26,7 +26,6 @@ pub(crate) struct SignalRestarter {
     process: String,
     diagnostic: Option<i32>,
     grace: Duration,
-    systemctl: PathBuf,
     unit: String,
 }
 
@@ -38,7 +37,6 @@ impl SignalRestarter {
             process: spec.process.clone(),
             diagnostic: spec.diagnostic_signal,
             grace: spec.grace,
-            systemctl: spec.systemctl.clone(),
             unit: spec.unit.clone(),
         }
     }
@@ -79,11 +77,11 @@ async fn wait_gone(procfs: &Procfs, p: Process, limit: Duration) -> bool {
 impl Restarter for SignalRestarter {
     fn preflight(&self) -> RestartFuture {
         let found = self.procfs.find(self.pidfile.as_deref(), &self.process);
-        let (systemctl, unit) = (self.systemctl.clone(), self.unit.clone());
+        let unit = self.unit.clone();
         Box::pin(async move {
             // A killed runtime only comes back if its supervisor restarts it; when
             // systemd supervises it, its Restart= policy says whether it will.
-            let unit = match check_unit_policy(systemctl, unit, UNIT_CHECK_DEADLINE).await {
+            let unit = match unit_policy(unit, UNIT_CHECK_DEADLINE).await {
                 Ok(policy) => policy,
                 Err(e) => format!("no systemd unit to check ({e})"),
             };
@@ -140,7 +138,6 @@ mod tests {
             process: Some(procfs.exe_name(pid).unwrap()),
             diagnostic_signal: Some("none".into()),
             grace,
-            systemctl: "/nonexistent/systemctl".into(),
             ..RestartConfig::default()
         };
         SignalRestarter::new(&RestartSpec::resolve(RuntimeKind::Docker, &config), procfs)
