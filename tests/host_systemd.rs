@@ -151,7 +151,7 @@ fn systemd_method_restarts_a_hung_dockerd_with_kill_unit() {
 }
 
 #[test]
-fn systemd_method_restarts_a_hung_containerd_with_kill_unit() {
+fn systemd_method_chosen_by_default_restarts_a_hung_containerd() {
     let r = passed("agent_restarts_hung_containerd_through_systemd");
     assert!(r.number("hang_to_recovered_ms") > 0.0);
 }

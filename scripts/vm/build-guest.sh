@@ -2,7 +2,8 @@
 # Builds the test guest once: a Debian bookworm root filesystem (debootstrap)
 # with systemd as PID 1, dockerd and containerd as units, booted by QEMU with
 # its own cloud kernel. Cached under target/vm/guest-KEY, KEY being a hash of
-# the package list and of this script, so a changed list rebuilds it.
+# the package list, this script and the guest's boot script, so a change to
+# any of them rebuilds it (older guest-* directories can be deleted).
 #   scripts/vm/build-guest.sh      prints the cache directory (vmlinuz,
 #                                  initrd.img, root.img) on stdout
 # Needs root and the Debian mirror (VM_MIRROR); the guest itself never gets a
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/../.."
 here=scripts/vm
 log() { echo "[build-guest $(date -u +%T)] $*" >&2; }
 
-key=$(cat "$here/guest-packages.txt" "$here/build-guest.sh" | sha256sum | cut -c1-16)
+key=$(cat "$here/guest-packages.txt" "$here/build-guest.sh" "$here/guest-boot.sh" | sha256sum | cut -c1-16)
 out="$PWD/target/vm/guest-$key"
 if [[ -f $out/root.img && -f $out/vmlinuz && -f $out/initrd.img ]]; then
     echo "$out"

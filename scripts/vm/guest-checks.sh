@@ -117,14 +117,13 @@ timeout = "2s"
   method = "systemd"
   unit = "docker.service"
 
+# No restart method: the agent must choose systemd (containerd runs in
+# containerd.service and systemd answers on the bus).
 [[runtime]]
 kind = "containerd"
 endpoint = "unix:///run/containerd/containerd.sock"
 interval = "2s"
 timeout = "2s"
-  [runtime.restart]
-  method = "systemd"
-  unit = "containerd.service"
 
 [remediation]
 failure_threshold = 2
@@ -225,6 +224,8 @@ agent_restarts_hung_dockerd_through_systemd() {
 }
 
 agent_restarts_hung_containerd_through_systemd() {
+    http /status | grep -o 'method systemd: containerd[^;"]*' || fail "/status does not say the systemd method was chosen for containerd, and why"
+    journalctl -u nodevitals --no-pager -o cat | grep -F 'runs in containerd.service' >/dev/null || fail "the log does not say why the method was chosen"
     hang_by_sigstop containerd.service containerd || return 1
     (($(prop containerd.service NRestarts) > LAST_NRESTARTS_BEFORE)) || fail "NRestarts did not rise"
     journalctl -u nodevitals --no-pager -o cat | grep -F 'KillUnit containerd.service' || fail "the agent's log does not say it used KillUnit"

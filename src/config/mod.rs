@@ -228,7 +228,7 @@ impl Config {
             if rt.restart.timeout.is_zero() {
                 return err(&key("restart.timeout"), "must be longer than 0s".into());
             }
-            if rt.restart.method == RestartMethod::Command && rt.restart.command.is_empty() {
+            if rt.restart.method == Some(RestartMethod::Command) && rt.restart.command.is_empty() {
                 return err(
                     &key("restart.command"),
                     "method = \"command\" needs a non-empty command".into(),

@@ -41,10 +41,9 @@ impl RuntimeConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RestartMethod {
-    #[default]
     Signal,
     Systemd,
     Command,
@@ -55,7 +54,9 @@ pub enum RestartMethod {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RestartConfig {
-    pub method: RestartMethod,
+    /// Unset = chosen by the agent: `systemd` when the runtime runs in a
+    /// systemd service and systemd answers on the bus, else `signal`.
+    pub method: Option<RestartMethod>,
     pub pidfile: Option<PathBuf>,
     pub process: Option<String>,
     pub unit: Option<String>,
@@ -75,7 +76,7 @@ pub struct RestartConfig {
 impl Default for RestartConfig {
     fn default() -> Self {
         Self {
-            method: RestartMethod::Signal,
+            method: None,
             pidfile: None,
             process: None,
             unit: None,

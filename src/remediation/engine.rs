@@ -37,6 +37,8 @@ use tokio::time::Instant;
 pub(crate) struct EngineParts {
     pub kind: RuntimeKind,
     pub spec: RestartSpec,
+    /// Why the agent chose `spec.method`; `None` when the config named it.
+    pub method_choice: Option<String>,
     pub policy: Policy,
     pub jitter: f64,
     pub dry_run: bool,
@@ -130,6 +132,9 @@ impl Engine {
                     format!("preflight failed: {e}")
                 }
             };
+            if let Some(choice) = &self.p.method_choice {
+                self.preflight = format!("{choice}; {}", self.preflight);
+            }
         }
         self.publish();
         while health.changed().await.is_ok() {

@@ -4,6 +4,7 @@
 //! deadline; its future is `'static` so it completes even if the engine that
 //! started it is replaced by a config reload. Metrics: none.
 
+mod choose;
 mod command;
 mod signal;
 mod systemd;
@@ -17,6 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use choose::choose;
 pub(crate) use command::CommandRestarter;
 pub(crate) use signal::SignalRestarter;
 pub(crate) use systemd::SystemdRestarter;
