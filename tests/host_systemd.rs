@@ -162,6 +162,11 @@ fn a_unit_a_kill_would_leave_dead_is_restarted_with_restart_unit() {
 }
 
 #[test]
+fn signal_method_restarts_a_unit_a_kill_would_leave_dead_instead() {
+    passed("signal_method_does_not_kill_a_unit_into_a_dead_state");
+}
+
+#[test]
 fn systemd_watchdog_restarts_a_wedged_agent_with_its_budget_intact() {
     let r = passed("watchdog_restarts_a_wedged_agent");
     assert!(r.number("wedge_to_restart_ms") > 0.0);

@@ -251,6 +251,31 @@ unit_without_restart_policy_is_restarted_not_killed() {
     (($(prop docker.service NRestarts) <= n0)) || fail "NRestarts rose: systemd restarted it after a death, so it was killed"
 }
 
+# reload_config TEXT: installs the agent's config and waits for the reload.
+reload_config() {
+    local ok0
+    ok0=$(mval nodevitals_config_reloads_total 'result="success"')
+    printf '%s\n' "$1" >/etc/nodevitals/config.toml
+    systemctl reload nodevitals.service || fail "systemctl reload"
+    wait_for 30 "the config reload" eval "above \"\$(mval nodevitals_config_reloads_total 'result=\"success\"')\" $ok0"
+}
+
+# The signal method on a systemd-managed runtime looks at Restart= first.
+signal_method_does_not_kill_a_unit_into_a_dead_state() {
+    reload_config "${AGENT_CONFIG/method = \"systemd\"/method = \"signal\"}" || return 1
+    mkdir -p /run/systemd/system/docker.service.d
+    printf '[Service]\nRestart=no\n' >/run/systemd/system/docker.service.d/restart-no.conf
+    systemctl daemon-reload
+    hang_by_sigstop docker.service docker
+    local status=$?
+    rm -rf /run/systemd/system/docker.service.d
+    systemctl daemon-reload
+    reload_config "$AGENT_CONFIG" || return 1
+    ((status == 0)) || return 1
+    journalctl -u nodevitals --no-pager -o cat | grep -F 'signal method: not killed; RestartUnit docker.service' | tail -n 1 ||
+        fail "the signal method did not restart the unit instead of killing it"
+}
+
 watchdog_restarts_a_wedged_agent() {
     # A short watchdog for this check only (the shipped unit's is 60 s); a
     # drop-in, so the unit file itself stays as shipped.
@@ -396,6 +421,7 @@ run_all() {
     check agent_restarts_hung_dockerd_through_systemd
     check agent_restarts_hung_containerd_through_systemd
     check unit_without_restart_policy_is_restarted_not_killed
+    check signal_method_does_not_kill_a_unit_into_a_dead_state
     check cgroup_v2_docker_container_with_the_systemd_driver
     check cgroup_v2_kubelet_style_slice
     check node_psi_from_proc_pressure

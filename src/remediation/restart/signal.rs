@@ -15,7 +15,7 @@
 //! death is verified within `KILL_WAIT`; a survivor is an error
 //! (`RestartError::Survived`) that the engine reports as unkillable.
 
-use super::systemd::unit_policy;
+use super::systemd::{restart_instead_of_a_fatal_kill, unit_policy};
 use super::{RestartError, RestartFuture, Restarter};
 use crate::remediation::defaults::RestartSpec;
 use crate::remediation::procfs::{Process, Procfs};
@@ -36,6 +36,7 @@ pub(crate) struct SignalRestarter {
     process: String,
     diagnostic: Option<i32>,
     grace: Duration,
+    timeout: Duration,
     unit: String,
 }
 
@@ -47,6 +48,7 @@ impl SignalRestarter {
             process: spec.process.clone(),
             diagnostic: spec.diagnostic_signal,
             grace: spec.grace,
+            timeout: spec.timeout,
             unit: spec.unit.clone(),
         }
     }
@@ -132,9 +134,17 @@ impl Restarter for SignalRestarter {
     fn restart(&self) -> RestartFuture {
         let procfs = self.procfs.clone();
         let found = procfs.find(self.pidfile.as_deref(), &self.process);
-        let (diagnostic, grace) = (self.diagnostic, self.grace);
+        let (diagnostic, grace, timeout) = (self.diagnostic, self.grace, self.timeout);
         Box::pin(async move {
             let p = found?;
+            // Under systemd, a kill is only a restart if the unit's Restart=
+            // starts it again: look before killing.
+            let cgroup = procfs.cgroup_of(p.pid);
+            if let Some(done) =
+                restart_instead_of_a_fatal_kill(cgroup, UNIT_CHECK_DEADLINE, timeout).await?
+            {
+                return Ok(done);
+            }
             let state = procfs.state(p.pid);
             if state == Some('t') {
                 return kill(&procfs, p, "traced (t): SIGKILL at once".into()).await;

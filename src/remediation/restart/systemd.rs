@@ -8,6 +8,7 @@
 //! active again with a new start time. The unit's start time is also the
 //! runtime's age for the cooldown. Metrics: none.
 
+use super::choose::unit_of_cgroup;
 use super::systemd_bus::{BusError, Systemd, UnitState};
 use super::{RestartError, RestartFuture, Restarter, UptimeFuture};
 use crate::remediation::defaults::RestartSpec;
@@ -171,6 +172,39 @@ async fn restart(unit: String) -> Result<String, RestartError> {
             action = Action::Restart;
         }
     }
+}
+
+/// For the `signal` method, before it kills `pid`: when the process runs in
+/// a systemd service whose `Restart=` would leave it dead after a kill, the
+/// unit is restarted with `RestartUnit` instead, and the agent says so.
+/// `None`: the kill may go ahead (no such unit, no bus, or a policy that
+/// starts the unit again).
+pub(crate) async fn restart_instead_of_a_fatal_kill(
+    cgroup: Option<String>,
+    check: Duration,
+    timeout: Duration,
+) -> Result<Option<String>, RestartError> {
+    let Some(unit) = cgroup
+        .as_deref()
+        .and_then(unit_of_cgroup)
+        .map(str::to_owned)
+    else {
+        return Ok(None);
+    };
+    let read = async { Systemd::connect().await?.unit(&unit).await };
+    let Ok(Ok(state)) = tokio::time::timeout(check, read).await else {
+        return Ok(None);
+    };
+    if state.load_state != "loaded" || plan(&state) == Action::Kill {
+        return Ok(None);
+    }
+    tracing::warn!(
+        unit,
+        restart = display_policy(&state.restart),
+        "the runtime's unit would stay dead if killed: restarting the unit instead of signalling"
+    );
+    let done = deadline(timeout, &unit, restart(unit.clone())).await?;
+    Ok(Some(format!("signal method: not killed; {done}")))
 }
 
 impl Restarter for SystemdRestarter {
