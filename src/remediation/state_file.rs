@@ -422,7 +422,7 @@ mod tests {
             let h = parse(&json).unwrap().history(clock, &p);
             prop_assert!(h.restarts.len() <= p.max_restarts as usize);
             prop_assert!(h.step <= p.backoff_max);
-            prop_assert!(h.next_allowed.map_or(true, |t| t <= clock.instant + p.backoff_max));
+            prop_assert!(h.next_allowed.iter().all(|t| *t <= clock.instant + p.backoff_max));
         }
 
         #[test]
