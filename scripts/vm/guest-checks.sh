@@ -183,7 +183,7 @@ every_probe_works_in_the_sandbox() {
         echo "$m" | grep "^nodevitals_probe_success{probe=\"$p\"}" || fail "no probe_success for $p"
         echo "$m" | grep -q "^nodevitals_probe_success{probe=\"$p\"} 1" || fail "probe $p fails under the unit's sandbox"
     done
-    echo "$m" | grep -q '^nodevitals_node_info{.*cgroup_version="2"' || fail "node_info does not say cgroup v2"
+    echo "$m" | grep '^nodevitals_node_info{' | grep -qF 'cgroup_version="v2"' || fail "node_info does not say cgroup v2"
     echo "$m" | grep '^nodevitals_node_cpu_pressure_seconds_total' || fail "no node PSI"
     echo "$m" | grep 'nodevitals_dns_requests_total{.*result="noerror"' || fail "no DNS answer from the guest's dnsmasq"
     ls -la /var/lib/nodevitals
@@ -405,13 +405,11 @@ scan_of_1000_cgroups_against_plain_reads() {
     scan_ms=$(awk -v a="$s0" -v b="$s1" -v n=$((c1 - c0)) 'BEGIN { printf "%.1f", (b - a) / n * 1000 }')
     # The same three files per container, opened and read by one process.
     start=$(date +%s%N)
-    for i in 1 2 3 4 5; do cat "$parent"/*/cpu.stat "$parent"/*/cpu.max "$parent"/*/cpu.pressure >/dev/null; done
-    plain_ms=$(awk -v t=$(($(date +%s%N) - start)) 'BEGIN { printf "%.1f", t / 5 / 1e6 }')
+    cat "$parent"/*/cpu.stat "$parent"/*/cpu.max "$parent"/*/cpu.pressure >/dev/null
+    plain_ms=$(awk -v t=$(($(date +%s%N) - start)) 'BEGIN { printf "%.1f", t / 1e6 }')
     measure scan_ms "$scan_ms"
     measure plain_read_ms "$plain_ms"
     measure scan_to_plain_ratio "$(awk -v a="$scan_ms" -v b="$plain_ms" 'BEGIN { printf "%.2f", a / b }')"
-    for i in $(seq 1 1000); do rmdir "$parent/docker-$(printf '%064x' "$i").scope"; done
-    rmdir "$parent"
 }
 
 run_all() {
@@ -425,8 +423,9 @@ run_all() {
     check cgroup_v2_docker_container_with_the_systemd_driver
     check cgroup_v2_kubelet_style_slice
     check node_psi_from_proc_pressure
-    check scan_of_1000_cgroups_against_plain_reads
     check watchdog_restarts_a_wedged_agent
+    # Last: its 1,000 cgroups are left for the guest's power-off to discard.
+    check scan_of_1000_cgroups_against_plain_reads
     journalctl -u nodevitals --no-pager >/payload/out/nodevitals-journal.log 2>&1
 }
 

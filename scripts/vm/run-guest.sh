@@ -5,7 +5,7 @@
 # once the boot is done; what it writes to /payload/out comes back to OUT_DIR
 # (with rc, run.log and the guest's console.log). The root image is booted
 # with snapshot=on, so the cached image is never changed. No network card.
-# Env: VM_TIMEOUT (s, default 600), VM_MEM (MiB, 2048), VM_SMP (2).
+# Env: VM_TIMEOUT (s, default 1200), VM_MEM (MiB, 2048), VM_SMP (2).
 # Exit status: run.sh's, or 255 when the guest produced none.
 set -euo pipefail
 image=${1:?IMAGE_DIR}
@@ -36,7 +36,7 @@ start=$SECONDS
 status=0
 # TCG: /dev/kvm on these hosts cannot run a stock kernel. No stdin in CI, so
 # no -nographic; serial 0 is the console, serial 1 the checks' output.
-timeout -k 10 "${VM_TIMEOUT:-600}" qemu-system-x86_64 \
+timeout -k 10 "${VM_TIMEOUT:-1200}" qemu-system-x86_64 \
     -accel tcg,thread=multi -cpu max -m "${VM_MEM:-2048}" -smp "${VM_SMP:-2}" \
     -display none -monitor none -no-reboot -nic none \
     -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
