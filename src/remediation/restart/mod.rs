@@ -67,6 +67,8 @@ pub(crate) fn build(spec: &RestartSpec, procfs: &Procfs) -> Arc<dyn Restarter> {
 
 /// Runs `argv` with no stdin under `timeout`; kills it at the deadline.
 /// Returns its trimmed stdout.
+// The restarters' one way to start a process (`command`, `systemctl`).
+#[allow(clippy::disallowed_methods)]
 pub(crate) async fn run_command(
     argv: &[String],
     timeout: Duration,
