@@ -93,6 +93,7 @@ fn start(
     AgentProcess::start(dir.path(), &config, &[])
 }
 
+#[allow(clippy::disallowed_methods)]
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let scale = |secs: u64| Duration::from_secs(if full { secs } else { 2 });

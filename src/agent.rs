@@ -4,6 +4,7 @@
 
 use crate::config::RuntimeKind;
 use crate::config::{Config, ConfigSource, RuntimeConfig};
+use crate::endpoint::EndpointError;
 use crate::health::Health;
 use crate::metrics::{Metrics, NodeLabels};
 use crate::notify;
@@ -69,7 +70,11 @@ pub fn build(config: &Config, metrics: &Metrics, status: &Arc<StatusBoard>) -> B
             }
             Err(e) => {
                 tracing::error!(runtime = %rt.kind, error = %e, "runtime cannot be probed");
-                probes.push(Arc::new(Unusable::new(rt.kind.as_str(), rt.interval, e)));
+                probes.push(Arc::new(Unusable::new(
+                    rt.kind.as_str(),
+                    rt.interval,
+                    e.to_string(),
+                )));
             }
         }
     }
@@ -126,7 +131,7 @@ fn runtime_probe(
     rt: &RuntimeConfig,
     config: &Config,
     metrics: &Metrics,
-) -> Result<(RuntimeProbe, Arc<dyn ContainerDirectory>), String> {
+) -> Result<(RuntimeProbe, Arc<dyn ContainerDirectory>), EndpointError> {
     let socket = crate::endpoint::socket_path(&rt.endpoint)?;
     let late_window = remediation::late_answer_window(&config.remediation, rt.timeout);
     let (client, directory): (Arc<dyn RuntimeClient>, Arc<dyn ContainerDirectory>) = match rt.kind {

@@ -2,19 +2,24 @@
 
 use std::path::PathBuf;
 
+/// An endpoint the agent cannot speak to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    #[error("\"{0}\": only unix:// endpoints are supported (the agent probes the local runtime)")]
+    Scheme(String),
+    #[error("\"{0}\": expected unix:///absolute/path or an absolute socket path")]
+    NotAbsolute(String),
+}
+
 /// The socket path of a runtime endpoint, or why it is not one we can speak to.
-pub fn socket_path(endpoint: &str) -> Result<PathBuf, String> {
+pub fn socket_path(endpoint: &str) -> Result<PathBuf, EndpointError> {
     let path = endpoint.strip_prefix("unix://").unwrap_or(endpoint);
     if path.starts_with('/') {
         Ok(PathBuf::from(path))
     } else if endpoint.contains("://") {
-        Err(format!(
-            "\"{endpoint}\": only unix:// endpoints are supported (the agent probes the local runtime)"
-        ))
+        Err(EndpointError::Scheme(endpoint.to_owned()))
     } else {
-        Err(format!(
-            "\"{endpoint}\": expected unix:///absolute/path or an absolute socket path"
-        ))
+        Err(EndpointError::NotAbsolute(endpoint.to_owned()))
     }
 }
 
@@ -36,9 +41,18 @@ mod tests {
 
     #[test]
     fn rejects_other_schemes_and_relative_paths() {
-        assert!(socket_path("tcp://127.0.0.1:2375").is_err());
-        assert!(socket_path("npipe:////./pipe/docker").is_err());
-        assert!(socket_path("docker.sock").is_err());
+        let scheme = |e: &str| EndpointError::Scheme(e.to_owned());
+        assert_eq!(
+            socket_path("tcp://127.0.0.1:2375"),
+            Err(scheme("tcp://127.0.0.1:2375"))
+        );
+        assert_eq!(
+            socket_path("npipe:////./pipe/docker"),
+            Err(scheme("npipe:////./pipe/docker"))
+        );
         assert!(socket_path("unix://relative.sock").is_err());
+        let e = socket_path("docker.sock").unwrap_err();
+        assert_eq!(e, EndpointError::NotAbsolute("docker.sock".into()));
+        assert!(e.to_string().contains("absolute socket path"), "{e}");
     }
 }

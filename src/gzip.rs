@@ -122,6 +122,7 @@ pub(crate) mod tests {
     }
 
     /// Decoded by the system's gzip, which rejects a wrong CRC or length.
+    #[allow(clippy::disallowed_methods)]
     pub(crate) fn system_gunzip(gz: &[u8]) -> Vec<u8> {
         let mut child = Command::new("gzip")
             .arg("-dc")
@@ -181,6 +182,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)]
     fn a_corrupted_trailer_is_rejected_by_gzip() {
         // The decoders used above do check the trailer.
         let body = member(b"head\n", &Deflated::new(b"tail\n").unwrap()).unwrap();

@@ -1,6 +1,6 @@
-//! The systemd notification protocol (sd_notify(3)), spoken directly: one
-//! datagram per message to the unix socket named by `$NOTIFY_SOCKET` (a path,
-//! or `@name` in the abstract namespace). The agent sends `READY=1` once every
+//! Tells systemd (sd_notify(3)) how the agent is doing; the `sd-notify` crate
+//! speaks the wire protocol (one datagram per message to the unix socket path
+//! in `$NOTIFY_SOCKET`), this module decides what to say. The agent sends `READY=1` once every
 //! probe has run once, `WATCHDOG=1` every half `$WATCHDOG_USEC` but only while
 //! no probe loop is stuck (so systemd restarts a wedged agent), `STATUS=` lines
 //! for `systemctl status`, and `STOPPING=1` on shutdown. Emits no metrics.
@@ -11,8 +11,7 @@
 //! slow to send cannot delay a probe.
 
 use crate::health::Health;
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixDatagram};
+use sd_notify::NotifyState;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -21,10 +20,7 @@ use std::time::Duration;
 
 /// How often readiness is checked before `READY=1` has been sent.
 const READY_POLL: Duration = Duration::from_millis(200);
-/// A send that cannot complete in this time is dropped (systemd not reading).
-const SEND_TIMEOUT: Duration = Duration::from_secs(1);
-/// `sun_path` holds 108 bytes, one of which is the path's NUL or the abstract
-/// name's leading NUL.
+/// `sun_path` holds 108 bytes, one of which is the path's NUL.
 const MAX_ADDR_LEN: usize = 107;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,44 +29,28 @@ pub(crate) enum NotifyError {
     Address { value: String, reason: &'static str },
     #[error("WATCHDOG_USEC=\"{value}\": {reason}")]
     Watchdog { value: String, reason: &'static str },
-    #[error("notification socket {addr}: {source}")]
-    Io {
-        addr: String,
-        source: std::io::Error,
-    },
 }
 
-/// Where `$NOTIFY_SOCKET` points.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum NotifyAddr {
-    Path(PathBuf),
-    /// The name without the leading `@`.
-    Abstract(Vec<u8>),
-}
-
-/// Parses the value of `$NOTIFY_SOCKET`: an absolute path, or `@name` for the
-/// abstract namespace. Other socket families (`vsock:`) are not supported.
-pub(crate) fn parse_notify_socket(value: &str) -> Result<NotifyAddr, NotifyError> {
+/// Checks the value of `$NOTIFY_SOCKET` before notifying: an absolute path.
+/// The abstract namespace (`@name`) and other socket families (`vsock:`) are
+/// not supported by the protocol client; they are reported, not guessed at.
+pub(crate) fn parse_notify_socket(value: &str) -> Result<PathBuf, NotifyError> {
     let bad = |reason| NotifyError::Address {
         value: value.to_owned(),
         reason,
     };
-    if value.len() > MAX_ADDR_LEN + 1 {
-        return Err(bad("longer than a unix socket address can be"));
+    if value.starts_with('@') {
+        return Err(bad(
+            "abstract socket names are not supported; use a socket path",
+        ));
     }
-    if let Some(name) = value.strip_prefix('@') {
-        if name.is_empty() {
-            return Err(bad("an abstract socket needs a name after '@'"));
-        }
-        Ok(NotifyAddr::Abstract(name.as_bytes().to_vec()))
-    } else if value.starts_with('/') {
-        if value.len() > MAX_ADDR_LEN || value.contains('\0') {
-            return Err(bad("not a usable socket path"));
-        }
-        Ok(NotifyAddr::Path(value.into()))
-    } else {
-        Err(bad("must be an absolute path or an '@' abstract name"))
+    if !value.starts_with('/') {
+        return Err(bad("must be an absolute socket path"));
     }
+    if value.len() > MAX_ADDR_LEN || value.contains('\0') {
+        return Err(bad("not a usable socket path"));
+    }
+    Ok(value.into())
 }
 
 /// The watchdog ping period from `$WATCHDOG_USEC` and `$WATCHDOG_PID`: half the
@@ -103,51 +83,15 @@ pub(crate) fn watchdog_period(
     ))
 }
 
-/// An unbound datagram socket that sends to the notification address.
+/// Sends notifications to the socket of `$NOTIFY_SOCKET`.
 pub(crate) struct Notifier {
-    socket: UnixDatagram,
-    addr: SocketAddr,
-    shown: String,
+    shown: PathBuf,
 }
 
 impl Notifier {
-    pub fn connect(addr: &NotifyAddr) -> Result<Notifier, NotifyError> {
-        let shown = match addr {
-            NotifyAddr::Path(p) => p.display().to_string(),
-            NotifyAddr::Abstract(n) => format!("@{}", String::from_utf8_lossy(n)),
-        };
-        let io = |source| NotifyError::Io {
-            addr: shown.clone(),
-            source,
-        };
-        let addr = match addr {
-            NotifyAddr::Path(p) => SocketAddr::from_pathname(p),
-            NotifyAddr::Abstract(n) => SocketAddr::from_abstract_name(n),
-        }
-        .map_err(io)?;
-        let socket = UnixDatagram::unbound().map_err(io)?;
-        socket.set_write_timeout(Some(SEND_TIMEOUT)).map_err(io)?;
-        Ok(Notifier {
-            socket,
-            addr,
-            shown,
-        })
-    }
-
-    /// Sends one message (newline-separated `KEY=value` assignments).
-    pub fn send(&self, message: &str) -> Result<(), NotifyError> {
-        self.socket
-            .send_to_addr(message.as_bytes(), &self.addr)
-            .map(drop)
-            .map_err(|source| NotifyError::Io {
-                addr: self.shown.clone(),
-                source,
-            })
-    }
-
-    fn send_logged(&self, message: &str) {
-        if let Err(e) = self.send(message) {
-            tracing::warn!(error = %e, "systemd notification not sent");
+    fn send_logged(&self, state: NotifyState<'_>) {
+        if let Err(e) = sd_notify::notify(false, &[state]) {
+            tracing::warn!(socket = %self.shown.display(), error = %e, "systemd notification not sent");
         }
     }
 }
@@ -165,7 +109,9 @@ impl Supervisor {
     pub fn start_from_env(health: Arc<Health>) -> Option<Supervisor> {
         let value = std::env::var("NOTIFY_SOCKET").ok()?;
         let setup = || -> Result<(Notifier, Option<Duration>), NotifyError> {
-            let notifier = Notifier::connect(&parse_notify_socket(&value)?)?;
+            let notifier = Notifier {
+                shown: parse_notify_socket(&value)?,
+            };
             let period = watchdog_period(
                 std::env::var("WATCHDOG_USEC").ok().as_deref(),
                 std::env::var("WATCHDOG_PID").ok().as_deref(),
@@ -180,7 +126,7 @@ impl Supervisor {
                 return None;
             }
         };
-        tracing::info!(socket = %notifier.shown, watchdog_period = ?period, "notifying systemd");
+        tracing::info!(socket = %notifier.shown.display(), watchdog_period = ?period, "notifying systemd");
         let notifier = Arc::new(notifier);
         let (stop, stopped) = mpsc::channel();
         let worker = Arc::clone(&notifier);
@@ -203,7 +149,7 @@ impl Supervisor {
     pub fn stop(self) {
         drop(self.stop);
         let _ = self.thread.join();
-        self.notifier.send_logged("STOPPING=1");
+        self.notifier.send_logged(NotifyState::Stopping);
     }
 }
 
@@ -259,20 +205,22 @@ fn notify_loop(
         }
         if !ready {
             ready = true;
-            notifier.send_logged("READY=1");
+            notifier.send_logged(NotifyState::Ready);
         }
         if now != last {
             match &now {
                 Decision::Stuck(loops) => {
                     tracing::error!(?loops, "probe loops stuck; withholding the watchdog ping");
-                    notifier
-                        .send_logged(&format!("STATUS=probe loops stuck: {}", loops.join(", ")));
+                    let status = format!("probe loops stuck: {}", loops.join(", "));
+                    notifier.send_logged(NotifyState::Status(&status));
                 }
-                _ => notifier.send_logged("STATUS=probing; every probe loop is progressing"),
+                _ => notifier.send_logged(NotifyState::Status(
+                    "probing; every probe loop is progressing",
+                )),
             }
         }
         if now == Decision::Alive && period.is_some() {
-            notifier.send_logged("WATCHDOG=1");
+            notifier.send_logged(NotifyState::Watchdog);
         }
         last = now;
     }
@@ -284,23 +232,24 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn socket_paths_and_abstract_names() {
+    fn only_socket_paths_are_accepted() {
         assert_eq!(
             parse_notify_socket("/run/systemd/notify").unwrap(),
-            NotifyAddr::Path("/run/systemd/notify".into())
+            PathBuf::from("/run/systemd/notify")
         );
-        assert_eq!(
-            parse_notify_socket("@/org/freedesktop/systemd1/notify/42").unwrap(),
-            NotifyAddr::Abstract(b"/org/freedesktop/systemd1/notify/42".to_vec())
-        );
-        for bad in ["", "@", "relative/sock", "vsock:2:1234", "/a\0b"] {
+        for bad in [
+            "",
+            "@",
+            "@/org/freedesktop/systemd1/notify/42",
+            "relative/sock",
+            "vsock:2:1234",
+            "/a\0b",
+        ] {
             let e = parse_notify_socket(bad).unwrap_err().to_string();
             assert!(e.starts_with("NOTIFY_SOCKET="), "{bad:?}: {e}");
         }
         let long = format!("/{}", "x".repeat(MAX_ADDR_LEN));
         assert!(parse_notify_socket(&long).is_err());
-        let longest = format!("@{}", "x".repeat(MAX_ADDR_LEN));
-        assert!(parse_notify_socket(&longest).is_ok());
     }
 
     #[test]
@@ -351,33 +300,6 @@ mod tests {
         tokio::time::advance(Duration::from_secs(9)).await;
         h.progressed("a");
         assert_eq!(decide(&h, true), Decision::Stuck(vec!["new".into()]));
-    }
-
-    #[test]
-    fn sends_datagrams_to_a_path_socket() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notify.sock");
-        let rx = UnixDatagram::bind(&path).unwrap();
-        let n = Notifier::connect(&NotifyAddr::Path(path.clone())).unwrap();
-        n.send("READY=1").unwrap();
-        let mut buf = [0u8; 64];
-        let len = rx.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..len], b"READY=1");
-        drop(rx);
-        let e = n.send("WATCHDOG=1").unwrap_err().to_string();
-        assert!(e.contains(&path.display().to_string()), "{e}");
-    }
-
-    #[test]
-    fn sends_datagrams_to_an_abstract_socket() {
-        let name = format!("nodevitals-test-{}", std::process::id());
-        let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
-        let rx = UnixDatagram::bind_addr(&addr).unwrap();
-        let n = Notifier::connect(&parse_notify_socket(&format!("@{name}")).unwrap()).unwrap();
-        n.send("STOPPING=1").unwrap();
-        let mut buf = [0u8; 64];
-        let len = rx.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..len], b"STOPPING=1");
     }
 
     proptest! {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use support::kubelet::FakeKubelet;
 use support::{short_tempdir, wait_until, AgentProcess};
 
+#[allow(clippy::disallowed_methods)]
 fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodevitals"));
     cmd.args(args)
@@ -161,6 +162,7 @@ fn endpoints_answer_and_readiness_follows_first_runs() {
 /// gzip only when `Accept-Encoding` allows it, in both formats, and the
 /// decoded body is a whole exposition.
 #[test]
+#[allow(clippy::disallowed_methods)]
 fn metrics_are_gzipped_when_the_client_accepts_it() {
     let dir = short_tempdir("cli");
     let agent = AgentProcess::start(dir.path(), &quiet(), &[]);

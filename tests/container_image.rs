@@ -15,6 +15,7 @@ use support::{http_get, listen_addr, wait_until, Metrics};
 const TAG: &str = "nodevitals-test/agent:latest";
 
 #[test]
+#[allow(clippy::disallowed_methods)]
 fn image_builds_without_pulling_and_its_agent_reports_dockerd_up() {
     support::require("ldd", "libc-bin");
     let d = Dockerd::start("image");

@@ -27,6 +27,7 @@ except socket.gaierror as e:
     print("failed", e)
 "#;
 
+#[allow(clippy::disallowed_methods)]
 fn glibc_lookup(resolv_conf: &Path, name: &str) -> String {
     assert!(
         Path::new(PYTHON).exists(),
@@ -46,6 +47,7 @@ fn glibc_lookup(resolv_conf: &Path, name: &str) -> String {
         .unwrap_or_else(|e| panic!("glibc lookup failed to run (unshare, util-linux): {e}"))
 }
 
+#[allow(clippy::disallowed_methods)]
 fn nodevitals_lookup(dir: &Path, resolv_conf: &Path, name: &str) -> String {
     let config = dir.join("config.toml");
     let dns = format!(

@@ -68,6 +68,7 @@ fn healthy_dockerd_reports_up_and_its_containers() {
 /// A frozen dockerd is detected as `timeout` while everything else in the agent
 /// keeps answering promptly; SIGCONT brings it back.
 #[test]
+#[allow(clippy::disallowed_methods)]
 fn frozen_dockerd_times_out_without_blocking_the_agent() {
     let d = Dockerd::start("probe-frozen");
     let kubelet = FakeKubelet::start();
@@ -229,6 +230,7 @@ fn inaccessible_socket_is_misconfigured() {
 }
 
 /// Runs `nodevitals once` with `config`; returns its exit code and table.
+#[allow(clippy::disallowed_methods)]
 fn once(dir: &std::path::Path, config: &str) -> (Option<i32>, String) {
     let path = dir.join("once.toml");
     std::fs::write(&path, config).unwrap();

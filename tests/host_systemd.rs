@@ -33,6 +33,7 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+#[allow(clippy::disallowed_methods)]
 fn script(path: &str, args: &[&Path]) -> Result<String, String> {
     let mut cmd = Command::new(repo().join(path));
     cmd.args(args).current_dir(repo());

@@ -90,6 +90,7 @@ fn with_section(section: &str, body: &str) -> String {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)]
 fn extreme_durations_fail_check_config_and_are_rejected_on_reload() {
     let dir = short_tempdir("extremes");
     let agent = AgentProcess::start(dir.path(), &quiet(), &[]);

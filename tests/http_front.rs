@@ -56,6 +56,7 @@ fn clients_that_never_read_neither_block_healthz_nor_keep_their_descriptors() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)]
 fn a_stalled_reader_is_disconnected_while_it_still_holds_its_socket() {
     let dir = short_tempdir("front");
     let agent = AgentProcess::start(dir.path(), &quiet(), &[]);

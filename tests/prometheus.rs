@@ -19,6 +19,7 @@ fn rules_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus")
 }
 
+#[allow(clippy::disallowed_methods)]
 fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
     support::require("promtool", "prometheus");
     let mut child = Command::new("promtool")
@@ -64,6 +65,7 @@ struct Prometheus {
 }
 
 impl Prometheus {
+    #[allow(clippy::disallowed_methods)]
     fn start(target: SocketAddr) -> Prometheus {
         support::require("prometheus", "prometheus");
         let dir = short_tempdir("prom");

@@ -225,6 +225,7 @@ struct Freezer {
 }
 
 impl Freezer {
+    #[allow(clippy::disallowed_methods)]
     fn start(pidfile: &Path) -> Freezer {
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, pidfile) = (Arc::clone(&stop), pidfile.to_owned());

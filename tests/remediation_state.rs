@@ -142,6 +142,7 @@ fn a_huge_well_formed_state_file_costs_no_memory_and_no_huge_status() {
 struct ReadOnlyMount(std::path::PathBuf);
 
 impl ReadOnlyMount {
+    #[allow(clippy::disallowed_methods)]
     fn at(dir: &Path) -> ReadOnlyMount {
         std::fs::create_dir_all(dir).unwrap();
         let mounted = process::output(

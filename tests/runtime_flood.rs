@@ -26,6 +26,7 @@ struct FloodingDocker {
 }
 
 impl FloodingDocker {
+    #[allow(clippy::disallowed_methods)]
     fn start(socket: &Path) -> FloodingDocker {
         let listener = UnixListener::bind(socket).unwrap();
         listener.set_nonblocking(true).unwrap();

@@ -48,6 +48,7 @@ fn s<'a>(v: &'a Value, what: &str) -> &'a str {
 }
 
 /// Runs the binary with `args` plus `check-config`; panics unless it accepts them.
+#[allow(clippy::disallowed_methods)]
 fn check_config_accepts(args: &[String], what: &str) {
     if let Err(e) = support::process::output(
         Command::new(env!("CARGO_BIN_EXE_nodevitals"))
@@ -77,6 +78,7 @@ fn under(path: &Path, mount: &str) -> bool {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)]
 fn manifest_validates_against_the_kubernetes_schemas() {
     let tool = repo("target/py/bin/kubernetes-validate");
     assert!(
@@ -407,6 +409,7 @@ fn unit_agrees_with_the_binary() {
 
 /// `systemd-analyze verify` on the unit inside a scratch root that holds the
 /// binary at its ExecStart path and the system's own units; its output.
+#[allow(clippy::disallowed_methods)]
 fn verify(unit_text: &str) -> String {
     support::require("systemd-analyze", "systemd");
     let root = tempfile::tempdir().unwrap();
@@ -465,6 +468,7 @@ fn unit_passes_systemd_analyze_verify() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)]
 fn unit_exposure_stays_low() {
     support::require("systemd-analyze", "systemd");
     let out = Command::new("systemd-analyze")

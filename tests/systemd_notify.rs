@@ -55,6 +55,7 @@ impl FakeManager {
 const WATCHDOG: &str = "WATCHDOG=1";
 
 #[test]
+#[allow(clippy::disallowed_methods)]
 fn ready_then_watchdog_only_while_the_scheduler_progresses() {
     let d = Dockerd::start("notify");
     let dir = short_tempdir("notify");

@@ -235,8 +235,8 @@ impl Config {
                 );
             }
             seen.push(rt.kind);
-            if let Err(msg) = crate::endpoint::socket_path(&rt.endpoint) {
-                return err(&key("endpoint"), msg);
+            if let Err(e) = crate::endpoint::socket_path(&rt.endpoint) {
+                return err(&key("endpoint"), e.to_string());
             }
             check_probe_timing(&key("interval"), &key("timeout"), rt.interval, rt.timeout)?;
             if rt.restart.timeout.is_zero() {

@@ -1,6 +1,8 @@
 //! Test support: real daemons on private sockets, the agent binary, and helpers
 //! to read its HTTP endpoints. Every daemon started here is stopped by PID when
 //! its guard drops, however the test ends.
+// Test support is where tests start daemons and wait on them.
+#![allow(clippy::disallowed_methods)]
 #![allow(dead_code)] // each integration test binary uses a different subset
 
 pub mod busybox;

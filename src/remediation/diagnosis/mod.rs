@@ -268,6 +268,7 @@ mod tests {
     /// Against the real /proc: a child stopped with SIGSTOP is `stopped`, and
     /// running again once continued.
     #[test]
+    #[allow(clippy::disallowed_methods)]
     fn a_real_stopped_process_then_continued() {
         let mut child = std::process::Command::new("sleep")
             .arg("30")

@@ -100,6 +100,8 @@ async fn read_bounded(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8
 
 /// Runs `argv` with no stdin under `timeout`; kills it at the deadline.
 /// Returns its trimmed stdout.
+// The restarters' one way to start a process (`command`, `systemctl`).
+#[allow(clippy::disallowed_methods)]
 pub(crate) async fn run_command(
     argv: &[String],
     timeout: Duration,

@@ -201,6 +201,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[allow(clippy::disallowed_methods)]
     async fn sigterm_ends_a_daemon_that_handles_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut child = std::process::Command::new("sleep")
@@ -216,6 +217,7 @@ mod tests {
     /// A stopped process that would ignore SIGTERM is killed without waiting
     /// out the (long) grace.
     #[tokio::test]
+    #[allow(clippy::disallowed_methods)]
     async fn a_stopped_daemon_is_killed_without_the_grace() {
         let dir = tempfile::tempdir().unwrap();
         let mut child = std::process::Command::new("sleep")
@@ -257,6 +259,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[allow(clippy::disallowed_methods)]
     async fn sigkill_after_the_grace_when_sigterm_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let mut child = std::process::Command::new("sh")
