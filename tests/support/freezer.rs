@@ -63,10 +63,17 @@ impl FrozenCgroup {
 impl Drop for FrozenCgroup {
     fn drop(&mut self) {
         let _ = std::fs::write(self.dir.join("freezer.state"), "THAWED");
-        let procs = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
-        for pid in procs.lines() {
-            let _ = std::fs::write(PathBuf::from(FREEZER).join("cgroup.procs"), pid);
+        // A killed task stays attached until it is reaped: retry, bounded.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let procs = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines() {
+                let _ = std::fs::write(PathBuf::from(FREEZER).join("cgroup.procs"), pid);
+            }
+            if std::fs::remove_dir(&self.dir).is_ok() || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = std::fs::remove_dir(&self.dir);
     }
 }
