@@ -86,6 +86,17 @@ fn frozen_containerd_is_restarted_and_its_shims_survive() {
     );
     assert_eq!(restarts(&m, "failure"), 0.0, "{}", m.text);
     assert!(!alive(old), "the frozen containerd {old} is still there");
+    // containerd logs its stacks on SIGUSR1: the history says it was sent, and when.
+    let (_, status) = agent.get("/status");
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let event = &status["remediation"]["containerd"]["history"][0];
+    assert!(
+        event["detail"]
+            .as_str()
+            .unwrap()
+            .contains("SIGUSR1 sent at unix"),
+        "{event:#}"
+    );
     let new = c.pid().expect("containerd pid after restart");
     assert_ne!(new, old, "the supervisor did not start a new containerd");
     c.wait_answering(Duration::from_secs(20));
