@@ -160,3 +160,42 @@ impl Default for RemediationConfig {
         }
     }
 }
+
+impl RemediationConfig {
+    /// `hang_after` must leave a slow runtime room to prove itself alive: one
+    /// that answers every round late (after its deadline, before the next
+    /// round's) is silent for up to `interval + timeout` between two answers,
+    /// and must not be declared hung for it. Runtimes left to auto-detection
+    /// are probed with the default timing. Returns (key, message).
+    pub(super) fn check_hang_after(
+        &self,
+        runtimes: &[RuntimeConfig],
+    ) -> Result<(), (String, String)> {
+        let key = "remediation.hang_after";
+        if self.hang_after.is_zero() {
+            return Err((key.into(), "must be longer than 0s".into()));
+        }
+        let timing = |rt: &RuntimeConfig| (rt.interval + rt.timeout, rt.kind);
+        let slowest = if runtimes.is_empty() {
+            Some((default_runtime_interval() + default_runtime_timeout(), None))
+        } else {
+            runtimes
+                .iter()
+                .map(timing)
+                .max()
+                .map(|(silence, kind)| (silence, Some(kind)))
+        };
+        match slowest {
+            Some((silence, kind)) if self.hang_after < silence => Err((
+                key.into(),
+                format!(
+                    "{} is shorter than the interval + timeout of {} ({}): a runtime that answers every round late would be declared hung between two answers",
+                    humantime::format_duration(self.hang_after),
+                    kind.map_or_else(|| "an auto-detected runtime".to_owned(), |k| format!("runtime \"{k}\"")),
+                    humantime::format_duration(silence)
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}

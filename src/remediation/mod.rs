@@ -15,12 +15,13 @@ mod report;
 mod restart;
 mod state_file;
 
-use crate::config::{Config, RuntimeConfig};
+use crate::config::{Config, RemediationConfig, RuntimeConfig};
 use crate::metrics::RemediationMetrics;
 use crate::status::StatusBoard;
 use crate::vocabulary::RuntimeHealth;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -61,9 +62,17 @@ pub fn diagnose_process(
         pid,
         start_ticks: procfs.stat(pid)?.start_ticks,
     };
-    let mut d = diagnosis::Diagnoser::new(proc_root, cgroup_root, std::time::Duration::ZERO);
+    let mut d = diagnosis::Diagnoser::new(proc_root, cgroup_root, Duration::ZERO);
     let root = diagnosis::storage::root_space(runtime_root);
     Some(d.diagnose(Some(process), root).class.as_str())
+}
+
+/// How long a request that missed its deadline may still run to deliver a
+/// late answer. Until a hang would be declared a late answer proves the
+/// runtime alive; after `hang_after` it no longer changes a decision. Never
+/// less than two deadlines, so a slow answer to a short timeout still counts.
+pub fn late_answer_window(policy: &RemediationConfig, timeout: Duration) -> Duration {
+    policy.hang_after.max(timeout * 2)
 }
 
 /// The running engines; stopping them leaves any restart in flight to finish.

@@ -289,3 +289,6 @@ impl Probe for RuntimeProbe {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
