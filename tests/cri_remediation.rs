@@ -77,6 +77,21 @@ fn frozen_containerd_is_restarted_and_its_shims_survive() {
     agent.wait_metrics(Duration::from_secs(10), "containerd up", |m| {
         m.get("nodevitals_runtime_up", &[("runtime", "containerd")]) == Some(1.0)
     });
+    // Its root directory comes from a verbose CRI status: its free space is watched.
+    agent.wait_metrics(Duration::from_secs(20), "the root's free space", |m| {
+        m.get(
+            "nodevitals_runtime_root_free_bytes",
+            &[("runtime", "containerd")],
+        )
+        .is_some_and(|b| b > 0.0)
+    });
+    let (_, status) = agent.get("/status");
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        status["remediation"]["containerd"]["runtime_root"]["path"],
+        c.dir.path().join("root").display().to_string(),
+        "{status:#}"
+    );
 
     support::process::signal(old, libc::SIGSTOP);
     let m = agent.wait_metrics(
@@ -86,6 +101,17 @@ fn frozen_containerd_is_restarted_and_its_shims_survive() {
     );
     assert_eq!(restarts(&m, "failure"), 0.0, "{}", m.text);
     assert!(!alive(old), "the frozen containerd {old} is still there");
+    // containerd logs its stacks on SIGUSR1: the history says it was sent, and when.
+    let (_, status) = agent.get("/status");
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let event = &status["remediation"]["containerd"]["history"][0];
+    assert!(
+        event["detail"]
+            .as_str()
+            .unwrap()
+            .contains("SIGUSR1 sent at unix"),
+        "{event:#}"
+    );
     let new = c.pid().expect("containerd pid after restart");
     assert_ne!(new, old, "the supervisor did not start a new containerd");
     c.wait_answering(Duration::from_secs(20));

@@ -621,3 +621,223 @@ fn restart_that_would_kill_workloads_is_refused() {
     d.wait_answering(MINUTE);
     assert_eq!(d.running_containers(), 1, "the container survived");
 }
+
+/// A dockerd blocked in the kernel (its process in a frozen cgroup v1 freezer
+/// cgroup: even SIGKILL waits until it is thawed) is classified blocked and
+/// held back as `unkillable`: no restart, no budget spent. Thawed, it answers
+/// again and is healthy without a restart.
+#[test]
+fn frozen_dockerd_is_unkillable_spends_nothing_and_recovers_when_thawed() {
+    let d = Dockerd::start_supervised("rem-frozen");
+    let dir = short_tempdir("rem-frozen-agent");
+    let cfg = config(
+        &d.endpoint(),
+        &dir.path().join("state"),
+        &[("blocked_after", "\"600ms\"")],
+        &[("pidfile", &pidfile_key(&d))],
+    );
+    let agent = AgentProcess::start(dir.path(), &cfg, &[]);
+    wait_healthy(&agent);
+    let pid = d.pid();
+    let frozen = support::freezer::FrozenCgroup::freeze(pid);
+    let m = agent.wait_metrics(MINUTE, "the hang held back as unkillable", |m| {
+        skipped(m, "unkillable") >= 3.0 && in_state(m, "unkillable")
+    });
+    assert_eq!(all_restarts(&m), 0.0);
+    assert_eq!(
+        m.get(
+            "nodevitals_remediation_hang_class",
+            &[("target", "docker"), ("class", "blocked")]
+        ),
+        Some(1.0)
+    );
+    let s = status(&agent);
+    assert_eq!(s["restarts_in_window"], 0, "budget untouched: {s:#}");
+    assert_eq!(s["next_allowed_unix"], serde_json::Value::Null, "{s:#}");
+    let hang = &s["last_hang"];
+    assert_eq!(hang["class"], "blocked", "{s:#}");
+    assert_eq!(hang["cgroup_frozen"], true, "{s:#}");
+    assert_eq!(hang["pid"], pid, "{s:#}");
+    assert!(hang["threads"]["D"].as_u64().unwrap() >= 1, "{s:#}");
+    let log = agent.logs();
+    assert!(
+        log.contains("RUNTIME BLOCKED IN THE KERNEL") && log.contains("cgroup frozen"),
+        "the decision is logged with its diagnosis:\n{log}"
+    );
+    assert_eq!(d.pid(), pid);
+    assert_eq!(d.starts(), 1);
+
+    frozen.thaw();
+    let m = wait_healthy(&agent);
+    assert_eq!(all_restarts(&m), 0.0, "recovered without a restart");
+    assert_eq!(d.pid(), pid);
+    assert_eq!(d.starts(), 1);
+}
+
+/// A SIGSTOPped dockerd is killed without waiting out its TERM grace (10 s
+/// here, as the default): SIGSTOP to the old process gone stays within
+/// `hang_after` + one interval + 2 s.
+#[test]
+fn stopped_dockerd_is_restarted_without_waiting_out_the_grace() {
+    let d = Dockerd::start_supervised("rem-stopped");
+    let dir = short_tempdir("rem-stopped-agent");
+    let cfg = config(
+        &d.endpoint(),
+        &dir.path().join("state"),
+        &[],
+        &[("pidfile", &pidfile_key(&d)), ("grace", "\"10s\"")],
+    );
+    let agent = AgentProcess::start(dir.path(), &cfg, &[]);
+    wait_healthy(&agent);
+    let hung = d.pid();
+    let stopped_at = tokio::time::Instant::now();
+    process::signal(hung, libc::SIGSTOP);
+    wait_until(MINUTE, "the stopped dockerd to be killed", || {
+        !process::alive(hung)
+    });
+    let gone = stopped_at.elapsed();
+    eprintln!(
+        "MEASURE sigstop_to_process_gone_seconds={:.3} (grace 10s)",
+        gone.as_secs_f64()
+    );
+    // hang_after 1.5 s + one 300 ms interval + 2 s.
+    assert!(
+        gone <= Duration::from_millis(3800),
+        "hang to restart took {gone:?}:\n{}",
+        agent.logs()
+    );
+    let m = agent.wait_metrics(MINUTE, "the restart recovered", |m| {
+        restarts(m, "success") == 1.0
+    });
+    assert_eq!(
+        m.get(
+            "nodevitals_remediation_hang_class",
+            &[("target", "docker"), ("class", "stopped")]
+        ),
+        Some(1.0)
+    );
+    let s = status(&agent);
+    let detail = s["history"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("without the TERM grace"), "{s:#}");
+    assert_eq!(s["last_hang"]["class"], "stopped", "{s:#}");
+}
+
+/// The goroutine dump dockerd writes on SIGUSR1 is copied into
+/// `state_dir/dumps` at each restart and named in the history on `/status`;
+/// after more restarts than `keep_dumps`, only the newest are kept.
+#[test]
+fn goroutine_dumps_are_kept_in_the_state_dir_within_their_bound() {
+    let d = Dockerd::start_supervised("rem-dumps");
+    let dir = short_tempdir("rem-dumps-agent");
+    let state = dir.path().join("state");
+    let cfg = config(
+        &d.endpoint(),
+        &state,
+        &[
+            ("keep_dumps", "2"),
+            ("cooldown", "\"0s\""),
+            ("backoff_initial", "\"1s\""),
+            ("backoff_max", "\"1s\""),
+            ("max_restarts", "10"),
+        ],
+        &[("pidfile", &pidfile_key(&d))],
+    );
+    let agent = AgentProcess::start(dir.path(), &cfg, &[]);
+    wait_healthy(&agent);
+    for round in 1..=3 {
+        d.wait_answering(MINUTE);
+        wait_healthy(&agent);
+        process::signal(d.pid(), libc::SIGSTOP);
+        agent.wait_metrics(MINUTE, "one more successful restart", |m| {
+            restarts(m, "success") == f64::from(round)
+        });
+        let s = status(&agent);
+        let event = s["history"].as_array().unwrap().last().unwrap().clone();
+        let dump = event["dump"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no dump: {s:#}"));
+        assert!(
+            dump.starts_with(&state.join("dumps").display().to_string()),
+            "{dump}"
+        );
+        let text = std::fs::read_to_string(dump).unwrap();
+        assert!(
+            text.contains("goroutine"),
+            "a goroutine dump: {}",
+            &text[..text.len().min(200)]
+        );
+    }
+    let kept = std::fs::read_dir(state.join("dumps")).unwrap().count();
+    assert_eq!(kept, 2, "keep_dumps bounds what is kept");
+    let m = agent.metrics();
+    assert_eq!(
+        m.get("nodevitals_remediation_dumps_kept", &[("target", "docker")]),
+        Some(2.0)
+    );
+    assert_eq!(status(&agent)["dumps_kept"], 2);
+}
+
+/// dockerd's data root on a small tmpfs the test fills: its free bytes and
+/// inodes are reported, the hang decision carries them, and the default
+/// policy (`on_disk_full = "skip"`) holds the restart back as `disk_full`.
+#[test]
+fn full_runtime_root_is_reported_and_holds_the_restart_back() {
+    let d = Dockerd::start_supervised_on_tmpfs("rem-full", "64m", 4096);
+    let dir = short_tempdir("rem-full-agent");
+    let cfg = config(
+        &d.endpoint(),
+        &dir.path().join("state"),
+        &[],
+        &[("pidfile", &pidfile_key(&d))],
+    );
+    let agent = AgentProcess::start(dir.path(), &cfg, &[]);
+    let free = |m: &Metrics, what: &str| {
+        m.get(
+            &format!("nodevitals_runtime_root_free_{what}"),
+            &[("runtime", "docker")],
+        )
+    };
+    let m = agent.wait_metrics(MINUTE, "the root's free space", |m| {
+        free(m, "bytes").is_some() && in_state(m, "healthy")
+    });
+    let before = free(&m, "bytes").unwrap();
+    assert!(before > 1e6 && before <= 64.0 * 1024.0 * 1024.0, "{before}");
+    assert!(free(&m, "inodes").unwrap() > 0.0);
+    fill(&d.dir.path().join("data"));
+    let m = agent.wait_metrics(MINUTE, "the root seen full", |m| {
+        free(m, "bytes").is_some_and(|b| b < 64.0 * 1024.0 * 1024.0 * 0.01)
+    });
+    assert!(free(&m, "bytes").unwrap() < before);
+    let pid = d.pid();
+    process::signal(pid, libc::SIGSTOP);
+    let m = agent.wait_metrics(MINUTE, "the hang held back as disk_full", |m| {
+        skipped(m, "disk_full") >= 2.0
+    });
+    assert_eq!(all_restarts(&m), 0.0);
+    let s = status(&agent);
+    assert_eq!(s["last_hang"]["runtime_root_full"], true, "{s:#}");
+    let root = &s["last_hang"]["runtime_root"];
+    assert_eq!(
+        root["path"],
+        d.dir.path().join("data").display().to_string(),
+        "{s:#}"
+    );
+    assert!(root["free_bytes"].as_u64().is_some() && root["free_inodes"].as_u64().is_some());
+    assert!(agent.logs().contains("RUNTIME ROOT FULL"));
+    assert_eq!(d.starts(), 1);
+    process::signal(pid, libc::SIGCONT);
+}
+
+/// Writes files into `dir` until the filesystem refuses more (bounded by count).
+fn fill(dir: &Path) {
+    let chunk = vec![0u8; 1 << 20];
+    for i in 0..256 {
+        use std::io::Write;
+        let Ok(mut f) = std::fs::File::create(dir.join(format!("filler-{i}"))) else {
+            return;
+        };
+        if f.write_all(&chunk).is_err() {
+            return;
+        }
+    }
+}

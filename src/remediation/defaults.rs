@@ -26,11 +26,12 @@ pub(crate) fn defaults(kind: RuntimeKind) -> KindDefaults {
             unit: "docker.service",
             diagnostic_signal: Some(libc::SIGUSR1),
         },
+        // SIGUSR1 makes containerd log its goroutine stacks (to its own log).
         RuntimeKind::Containerd => KindDefaults {
             pidfile: None,
             process: "containerd",
             unit: "containerd.service",
-            diagnostic_signal: None,
+            diagnostic_signal: Some(libc::SIGUSR1),
         },
         RuntimeKind::Crio => KindDefaults {
             pidfile: None,
@@ -117,7 +118,7 @@ mod tests {
         assert_eq!(c.process, "containerd");
         assert_eq!(c.unit, "containerd.service");
         assert_eq!(c.pidfile, None);
-        assert_eq!(c.diagnostic_signal, None);
+        assert_eq!(c.diagnostic_signal, Some(libc::SIGUSR1));
         let o = RestartSpec::resolve(RuntimeKind::Crio, &RestartConfig::default());
         assert_eq!(o.process, "crio");
         assert_eq!(o.unit, "crio.service");

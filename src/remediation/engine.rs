@@ -158,7 +158,12 @@ impl Engine {
                 continue;
             }
             self.last_rounds = h.rounds;
-            self.step(&h).await;
+            if self.step(&h).await {
+                // Rounds that ended while the restarter ran saw the old
+                // process (a stopped one answers pending requests once
+                // continued): recovery counts only rounds after it.
+                self.last_rounds = health.borrow_and_update().rounds;
+            }
             self.publish();
         }
     }
@@ -241,7 +246,8 @@ impl Engine {
         self.last_hang = Some((WallClock::now().unix, d.clone()));
     }
 
-    async fn step(&mut self, h: &RuntimeHealth) {
+    /// One round's decision, acted on; true if a restart was carried out.
+    async fn step(&mut self, h: &RuntimeHealth) -> bool {
         let obs = self.observation(h);
         self.watch_node(h);
         let failing = !matches!(h.last_outcome, None | Some(Outcome::Ok));
@@ -280,7 +286,10 @@ impl Engine {
         match decision {
             Decision::Nothing => {}
             Decision::Skip(reason) => self.skipped(reason, &obs),
-            Decision::Restart => self.restart(&obs).await,
+            Decision::Restart => {
+                self.restart(&obs).await;
+                return !self.p.dry_run;
+            }
             Decision::Recovered { after } => {
                 self.last_decision = "recovered";
                 self.p.metrics.observe_recovery(self.target, after);
@@ -312,6 +321,7 @@ impl Engine {
                 .await;
             }
         }
+        false
     }
 
     /// Settles the pending restart: the event first, then `/status`, then the

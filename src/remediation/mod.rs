@@ -53,6 +53,26 @@ impl Board {
     }
 }
 
+/// One diagnosis of process `pid` under `proc_root`, as a hang decision makes
+/// it (every thread's state and run count, `wchan` of blocked ones, the
+/// kernel stack, the freezer state, statvfs of `runtime_root`, node
+/// pressure); returns its class. For benchmarks.
+pub fn diagnose_process(
+    proc_root: &std::path::Path,
+    cgroup_root: &std::path::Path,
+    pid: i32,
+    runtime_root: &std::path::Path,
+) -> Option<&'static str> {
+    let procfs = procfs::Procfs::new(proc_root);
+    let process = procfs::Process {
+        pid,
+        start_ticks: procfs.stat(pid)?.start_ticks,
+    };
+    let mut d = diagnosis::Diagnoser::new(proc_root, cgroup_root, Duration::ZERO);
+    let root = diagnosis::storage::root_space(runtime_root);
+    Some(d.diagnose(Some(process), root).class.as_str())
+}
+
 /// How long a request that missed its deadline may still run to deliver a
 /// late answer. Until a hang would be declared a late answer proves the
 /// runtime alive; after `hang_after` it no longer changes a decision. Never

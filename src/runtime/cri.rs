@@ -1,7 +1,8 @@
 //! CRI v1 client (tonic over the runtime's unix socket) for containerd and
 //! CRI-O: `Version`, `Status` (the `RuntimeReady` / `NetworkReady` conditions),
 //! `ListPodSandbox` and `ListContainers`, the `crictl version/info/pods/ps -a`
-//! equivalents. Deadlines, outcomes and metrics are the generic
+//! equivalents, and now and then a verbose `Status` for containerd's root
+//! directory (`containerdRootDir`, whose free space remediation watches). Deadlines, outcomes and metrics are the generic
 //! [`RuntimeProbe`](super::RuntimeProbe)'s; this file only speaks the protocol.
 //! It emits no metric itself (its answers feed `nodevitals_runtime_condition`,
 //! `_containers` and `_pod_sandboxes`).
@@ -96,12 +97,19 @@ impl RuntimeClient for CriClient {
         ]
     }
 
+    fn occasional_operations(&self) -> &'static [Operation] {
+        &[Operation::Info]
+    }
+
     fn call(&self, op: Operation) -> CallFuture {
         let call = self.rpc();
         let (kind, cri_absent) = (self.kind, Arc::clone(&self.cri_absent));
         Box::pin(async move {
             match op {
-                Operation::Status | Operation::ListPodSandbox | Operation::ListContainers
+                Operation::Status
+                | Operation::Info
+                | Operation::ListPodSandbox
+                | Operation::ListContainers
                     if cri_absent.load(Ordering::Relaxed) =>
                 {
                     Ok(Answer::NotServed)
@@ -110,6 +118,15 @@ impl RuntimeClient for CriClient {
                     let req = msg::StatusRequest { verbose: false };
                     let resp: msg::StatusResponse = call.unary(msg::STATUS_PATH, req).await?;
                     Ok(Answer::Conditions(conditions(&resp)))
+                }
+                // Verbose, hence occasional: the runtime serialises its config.
+                Operation::Info => {
+                    let req = msg::StatusRequest { verbose: true };
+                    let resp: msg::StatusResponse = call.unary(msg::STATUS_PATH, req).await?;
+                    Ok(Answer::Info {
+                        live_restore: None,
+                        root_dir: root_dir(&resp),
+                    })
                 }
                 Operation::ListPodSandbox => {
                     let sandboxes = call.list_sandboxes().await.map_err(|f| call.classify(f))?;
@@ -265,6 +282,14 @@ fn count_enum(
 
 /// The required conditions as the runtime reports them; one it leaves out is
 /// reported false (the runtime did not say it is ready).
+/// containerd's root directory: `containerdRootDir` in the JSON of a verbose
+/// status's `config` (CRI-O does not give one).
+fn root_dir(resp: &msg::StatusResponse) -> Option<PathBuf> {
+    let config: serde_json::Value = serde_json::from_str(resp.info.get("config")?).ok()?;
+    let dir = config.get("containerdRootDir")?.as_str()?;
+    (!dir.is_empty()).then(|| PathBuf::from(dir))
+}
+
 fn conditions(resp: &msg::StatusResponse) -> Vec<(String, bool)> {
     let reported = resp
         .status
@@ -286,6 +311,25 @@ mod tests {
     use crate::vocabulary::Outcome;
 
     #[test]
+    fn containerd_root_from_a_verbose_status() {
+        let with = |config: &str| msg::StatusResponse {
+            info: [("config".to_owned(), config.to_owned())].into(),
+            ..Default::default()
+        };
+        let resp = with(r#"{"containerdRootDir":"/var/lib/containerd","rootDir":"/x"}"#);
+        assert_eq!(root_dir(&resp), Some(PathBuf::from("/var/lib/containerd")));
+        for bad in [
+            "",
+            "{",
+            r#"{"containerdRootDir":""}"#,
+            r#"{"containerdRootDir":3}"#,
+        ] {
+            assert_eq!(root_dir(&with(bad)), None, "{bad:?}");
+        }
+        assert_eq!(root_dir(&msg::StatusResponse::default()), None);
+    }
+
+    #[test]
     fn conditions_are_the_closed_set() {
         let resp = msg::StatusResponse {
             status: Some(msg::RuntimeStatus {
@@ -302,6 +346,7 @@ mod tests {
                     },
                 ],
             }),
+            ..Default::default()
         };
         assert_eq!(
             conditions(&resp),

@@ -56,6 +56,10 @@ pub(crate) struct StatusRequest {
 pub(crate) struct StatusResponse {
     #[prost(message, optional, tag = "1")]
     pub status: Option<RuntimeStatus>,
+    /// Filled on a verbose request; containerd's `config` is its CRI
+    /// plugin's config as JSON.
+    #[prost(map = "string, string", tag = "2")]
+    pub info: std::collections::HashMap<String, String>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -211,6 +215,7 @@ mod tests {
                     message: "cni not initialized".into(),
                 }],
             }),
+            ..Default::default()
         };
         let bytes = resp.encode_to_vec();
         // type is field 1 of the condition, nested in field 1 of RuntimeStatus,

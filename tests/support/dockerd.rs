@@ -43,21 +43,39 @@ struct Supervisor {
 impl Dockerd {
     /// Starts dockerd and waits until it answers `_ping`.
     pub fn start(name: &str) -> Dockerd {
-        Self::launch(name, false)
+        Self::launch(name, false, None)
     }
 
     /// Starts dockerd under a supervisor that starts it again (same arguments,
     /// pidfile and socket) whenever it exits, as systemd's `Restart=always`
     /// would; waits until it answers.
     pub fn start_supervised(name: &str) -> Dockerd {
-        Self::launch(name, true)
+        Self::launch(name, true, None)
     }
 
-    fn launch(name: &str, supervised: bool) -> Dockerd {
+    /// Like [`Self::start_supervised`], with the data root on a tmpfs of
+    /// `size` (mount's `size=` syntax) and `inodes` inodes, that a test can fill.
+    pub fn start_supervised_on_tmpfs(name: &str, size: &str, inodes: u32) -> Dockerd {
+        Self::launch(name, true, Some((size, inodes)))
+    }
+
+    fn launch(name: &str, supervised: bool, tmpfs: Option<(&str, u32)>) -> Dockerd {
         require("dockerd", "docker.io");
         require("docker", "docker.io");
         let dir = short_tempdir(name);
         let root = dir.path().to_owned();
+        if let Some((size, inodes)) = tmpfs {
+            let data = root.join("data");
+            std::fs::create_dir_all(&data).unwrap();
+            process::output(
+                Command::new("mount")
+                    .args(["-t", "tmpfs", "-o"])
+                    .arg(format!("size={size},nr_inodes={inodes}"))
+                    .arg("tmpfs")
+                    .arg(&data),
+            )
+            .unwrap_or_else(|e| panic!("mount a tmpfs on {}: {e} (run as root)", data.display()));
+        }
         let socket = root.join("docker.sock");
         let pidfile = root.join("docker.pid");
         let cgroup_parent = format!(

@@ -14,6 +14,7 @@ pub mod dns_config;
 pub mod dns_responder;
 pub mod dnsmasq;
 pub mod dockerd;
+pub mod freezer;
 pub mod hostile;
 pub mod kubelet;
 pub mod oci_image;

@@ -181,6 +181,9 @@ impl Diagnoser {
 
     fn sample(&self, dir: &Path, at: Instant) -> Sample {
         let state = read(&dir.join("stat")).and_then(|s| parse::parse_state(&s));
+        // One buffer for every file; the run count is read only for threads
+        // in `D`, the only ones it is compared for: half the reads per thread.
+        let mut buf = String::with_capacity(512);
         let threads = std::fs::read_dir(dir.join("task"))
             .into_iter()
             .flatten()
@@ -188,12 +191,17 @@ impl Diagnoser {
             .take(MAX_THREADS)
             .filter_map(|e| {
                 let tid: i32 = e.file_name().to_str()?.parse().ok()?;
-                let task = e.path();
+                let mut task = e.path();
+                task.push("stat");
+                let state = read_into(&task, &mut buf).and_then(parse::parse_state)?;
+                task.set_file_name("schedstat");
+                let timeslices = (state == 'D')
+                    .then(|| read_into(&task, &mut buf).and_then(parse::parse_timeslices))
+                    .flatten();
                 Some(Thread {
                     tid,
-                    state: parse::parse_state(&read(&task.join("stat"))?)?,
-                    timeslices: read(&task.join("schedstat"))
-                        .and_then(|s| parse::parse_timeslices(&s)),
+                    state,
+                    timeslices,
                 })
             })
             .collect();
@@ -250,14 +258,20 @@ fn kernel_stack(dir: &Path) -> Vec<String> {
 
 /// A small `/proc` or cgroup file (at most 64 KiB), trimmed.
 fn read(path: &Path) -> Option<String> {
-    use std::io::Read;
     let mut text = String::new();
+    read_into(path, &mut text).map(str::to_owned)
+}
+
+/// Reads `path` (at most 64 KiB) into `buf`, reusing its allocation.
+fn read_into<'b>(path: &Path, buf: &'b mut String) -> Option<&'b str> {
+    use std::io::Read;
+    buf.clear();
     std::fs::File::open(path)
         .ok()?
         .take(64 << 10)
-        .read_to_string(&mut text)
+        .read_to_string(buf)
         .ok()?;
-    Some(text.trim().to_owned())
+    Some(buf.trim())
 }
 
 #[cfg(test)]
