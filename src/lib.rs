@@ -4,12 +4,14 @@
 pub mod agent;
 pub(crate) mod body;
 pub mod config;
+pub(crate) mod config_status;
 pub mod endpoint;
 pub(crate) mod gzip;
 pub mod health;
 pub mod metrics;
 pub(crate) mod notify;
 pub mod once;
+pub mod page;
 pub mod probe;
 pub mod remediation;
 pub mod scheduler;

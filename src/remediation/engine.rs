@@ -15,6 +15,7 @@ use super::machine::{
 use super::procfs::Procfs;
 use super::report;
 use super::restart::Restarter;
+use super::skips::Skips;
 use super::state_file::{self, Persisted, StateFileError};
 use super::Board;
 use crate::config::RuntimeKind;
@@ -53,6 +54,7 @@ pub(crate) struct Engine {
     live_restore: Option<bool>,
     last_rounds: u64,
     last_decision: &'static str,
+    skips: Skips,
     preflight: String,
 }
 
@@ -87,6 +89,7 @@ impl Engine {
             live_restore: None,
             last_rounds: 0,
             last_decision: "none",
+            skips: Skips::default(),
             preflight: String::new(),
         }
     }
@@ -206,6 +209,10 @@ impl Engine {
     }
 
     fn skipped(&mut self, reason: SkipReason, obs: &Observation) {
+        let at = WallClock::now();
+        let interrupted = self.last_decision != reason.as_str();
+        self.skips
+            .record(reason.as_str(), at.to_unix(obs.now), interrupted);
         self.last_decision = reason.as_str();
         self.p.metrics.count_skip(self.target, reason.as_str());
         report::log_skip(
@@ -342,6 +349,7 @@ impl Engine {
             state_file: &self.p.state_path,
             state_file_error: self.state_file_error.as_deref(),
             events: &self.events,
+            skips: self.skips.runs(),
         };
         self.p.board.set(self.target, status.to_json());
     }

@@ -12,6 +12,7 @@ mod machine;
 mod procfs;
 mod report;
 mod restart;
+mod skips;
 mod state_file;
 
 pub use defaults::signal_by_name;

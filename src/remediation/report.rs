@@ -3,6 +3,7 @@
 
 use super::history::{Event, History};
 use super::machine::{Policy, SkipReason, State};
+use super::skips::SkipRun;
 use crate::config::RestartMethod;
 use std::path::Path;
 
@@ -58,6 +59,7 @@ pub(crate) struct Status<'a> {
     pub state_file: &'a Path,
     pub state_file_error: Option<&'a str>,
     pub events: &'a [Event],
+    pub skips: &'a [SkipRun],
 }
 
 impl Status<'_> {
@@ -78,6 +80,7 @@ impl Status<'_> {
             "state_file": self.state_file.display().to_string(),
             "state_file_error": self.state_file_error,
             "history": self.events,
+            "skips": self.skips,
         })
     }
 }
