@@ -13,7 +13,9 @@ pub mod dns_responder;
 pub mod dnsmasq;
 pub mod dockerd;
 pub mod kubelet;
+pub mod node;
 pub mod oci_image;
+pub mod operator_view;
 pub mod process;
 pub mod threads;
 
