@@ -14,6 +14,8 @@ pub mod once;
 pub mod page;
 pub mod probe;
 pub mod remediation;
+pub mod runtime;
 pub mod scheduler;
 pub mod server;
 pub mod status;
+pub mod vocabulary;

@@ -9,9 +9,12 @@ use std::time::Duration;
 
 mod dns;
 mod runtime;
+mod signal;
 
+pub use crate::vocabulary::RuntimeKind;
 pub use dns::{DnsConfig, DnsName, DnsQtype, DnsServer, DnsTransport};
-pub use runtime::{RemediationConfig, RestartConfig, RestartMethod, RuntimeConfig, RuntimeKind};
+pub use runtime::{RemediationConfig, RestartConfig, RestartMethod, RuntimeConfig};
+pub use signal::DiagnosticSignal;
 
 /// Where the agent looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/nodevitals/config.toml";
@@ -217,11 +220,6 @@ impl Config {
                 return err(&key("endpoint"), msg);
             }
             check_probe_timing(&key("interval"), &key("timeout"), rt.interval, rt.timeout)?;
-            if let Some(sig) = &rt.restart.diagnostic_signal {
-                if let Err(msg) = crate::remediation::signal_by_name(sig) {
-                    return err(&key("restart.diagnostic_signal"), msg);
-                }
-            }
             if rt.restart.timeout.is_zero() {
                 return err(&key("restart.timeout"), "must be longer than 0s".into());
             }

@@ -1,34 +1,11 @@
 //! The `[[runtime]]` entries, how to restart each, and the `[remediation]`
 //! policy shared by all runtimes.
 
+use super::DiagnosticSignal;
+use crate::vocabulary::RuntimeKind;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RuntimeKind {
-    Docker,
-    Containerd,
-    Crio,
-}
-
-impl RuntimeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RuntimeKind::Docker => "docker",
-            RuntimeKind::Containerd => "containerd",
-            RuntimeKind::Crio => "crio",
-        }
-    }
-}
-
-impl fmt::Display for RuntimeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,7 +62,7 @@ pub struct RestartConfig {
     pub command: Vec<String>,
     /// `signal`: sent first so the daemon dumps its state (dockerd: SIGUSR1 writes
     /// goroutine stacks); "none" disables it. Unset = the kind's default.
-    pub diagnostic_signal: Option<String>,
+    pub diagnostic_signal: Option<DiagnosticSignal>,
     /// `signal`: how long SIGTERM may take before SIGKILL.
     #[serde(with = "humantime_serde")]
     pub grace: Duration,

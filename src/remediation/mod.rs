@@ -15,12 +15,10 @@ mod restart;
 mod skips;
 mod state_file;
 
-pub use defaults::signal_by_name;
-
 use crate::config::{Config, RuntimeConfig};
 use crate::metrics::RemediationMetrics;
-use crate::probe::runtime::RuntimeHealth;
 use crate::status::StatusBoard;
+use crate::vocabulary::RuntimeHealth;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
