@@ -16,7 +16,8 @@ use support::operator_view::{OperatorView, DNS_NAME, POD};
 fn status_page_in_chromium_shows_the_restart_and_never_runs_user_data() {
     support::require("chromium", "chromium");
     support::node::require_package("playwright-core");
-    let view = OperatorView::start("page");
+    let mut view = OperatorView::start("page");
+    view.play(|| {});
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let screenshot = artifacts.join("status-page.png");
@@ -24,7 +25,7 @@ fn status_page_in_chromium_shows_the_restart_and_never_runs_user_data() {
     let profile = support::short_tempdir("chromium");
     let url = format!("http://{}/", view.agent.addr);
     let out = support::node::run(
-        "browser/status_page.mjs",
+        "node/status_page.mjs",
         &[
             &url,
             &screenshot.to_string_lossy(),

@@ -17,6 +17,7 @@ pub mod node;
 pub mod oci_image;
 pub mod operator_view;
 pub mod process;
+pub mod prometheus;
 pub mod threads;
 
 use std::collections::BTreeMap;

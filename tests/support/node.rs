@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How long one script may run before it is killed.
 const DEADLINE_SECONDS: &str = "180";
@@ -29,15 +30,24 @@ pub fn run(script: &str, args: &[&str]) -> Result<String, String> {
     let source = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join(script);
-    let file = source.file_name().expect("a script file name");
-    let copy = npm_dir().join(file);
+    // A copy per run: tests running at once never read a half-written one.
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let stem = source.file_stem().expect("a script file name");
+    let copy = npm_dir().join(format!(
+        "{}-{}-{}.mjs",
+        stem.to_string_lossy(),
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::copy(&source, &copy)
         .unwrap_or_else(|e| panic!("copy {} to {}: {e}", source.display(), copy.display()));
-    super::process::output(
+    let out = super::process::output(
         Command::new("timeout")
             .args([DEADLINE_SECONDS, "node"])
             .arg(&copy)
             .args(args)
             .current_dir(npm_dir()),
-    )
+    );
+    let _ = std::fs::remove_file(&copy);
+    out
 }

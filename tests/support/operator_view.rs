@@ -102,9 +102,7 @@ fn state(m: &Metrics, state: &str) -> bool {
 }
 
 impl OperatorView {
-    /// Brings the node through the hang, the restart and the held-back second
-    /// hang, then starts the throttled container and waits until the agent
-    /// reports it throttled. Takes a minute or two.
+    /// The node with its runtime healthy: dockerd, the DNS server, the agent.
     pub fn start(name: &str) -> OperatorView {
         let dockerd = Dockerd::start_supervised(name);
         dockerd.build_busybox_image();
@@ -118,7 +116,21 @@ impl OperatorView {
             state(m, "healthy")
                 && m.get("nodevitals_runtime_up", &[("runtime", "docker")]) == Some(1.0)
         });
+        OperatorView {
+            dockerd,
+            dns,
+            agent,
+            throttled: String::new(),
+            _dir: dir,
+        }
+    }
 
+    /// Brings the node through a hang and its restart, a second hang held
+    /// back by the backoff (`during_hang` runs while it lasts), then starts
+    /// the throttled container and waits until the agent reports it
+    /// throttled. Takes a minute or two.
+    pub fn play(&mut self, during_hang: impl FnOnce()) {
+        let (dockerd, agent) = (&self.dockerd, &self.agent);
         process::signal(dockerd.pid(), libc::SIGSTOP);
         agent.wait_metrics(MINUTE, "the hung dockerd restarted", |m| {
             restarts(m, "success") == 1.0
@@ -134,6 +146,7 @@ impl OperatorView {
             )
             .is_some_and(|n| n >= 1.0)
         });
+        during_hang();
         process::signal(second, libc::SIGCONT);
         dockerd.wait_answering(MINUTE);
 
@@ -157,12 +170,6 @@ impl OperatorView {
                 .is_some_and(|r| r > 0.5)
                 && m.get("nodevitals_runtime_up", &[("runtime", "docker")]) == Some(1.0)
         });
-        OperatorView {
-            dockerd,
-            dns,
-            agent,
-            throttled,
-            _dir: dir,
-        }
+        self.throttled = throttled;
     }
 }
