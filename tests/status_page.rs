@@ -10,6 +10,7 @@ mod support;
 
 use serde_json::Value;
 use std::path::Path;
+use std::time::Duration;
 use support::operator_view::{OperatorView, DNS_NAME, POD};
 
 #[test]
@@ -100,4 +101,37 @@ fn status_page_in_chromium_shows_the_restart_and_never_runs_user_data() {
         "a PNG at {}",
         screenshot.display()
     );
+}
+
+/// A rejected reload is on the page (and in `/status`) with its error, and
+/// the config in force stays the one that was loaded; a good reload clears it.
+#[test]
+fn a_rejected_reload_is_shown_with_the_config_in_force() {
+    let dir = support::short_tempdir("page-reload");
+    let good = support::cpu_config("");
+    let agent = support::AgentProcess::start(dir.path(), &good, &[]);
+    std::fs::write(&agent.config_path, "[dns]\nbogus_key = 1\n").unwrap();
+    agent.signal(libc::SIGHUP);
+    let mut status = Value::Null;
+    support::wait_until(Duration::from_secs(20), "the rejected reload", || {
+        status = serde_json::from_str(&agent.get("/status").1).unwrap();
+        status["config"]["last_reload_rejected"] == true
+    });
+    let error = status["config"]["last_failure"]["error"].as_str().unwrap();
+    assert!(error.contains("bogus_key"), "{status:#}");
+    let (code, page) = agent.get("/");
+    assert_eq!(code, 200);
+    assert!(page.contains("The last reload was rejected"), "{page}");
+    assert!(page.contains("bogus_key"), "{page}");
+    // The effective config shown is the one in force: CPU every second.
+    let effective = status["config"]["effective"].as_str().unwrap();
+    assert!(effective.contains("interval = \"1s\""), "{effective}");
+
+    std::fs::write(&agent.config_path, &good).unwrap();
+    agent.signal(libc::SIGHUP);
+    support::wait_until(Duration::from_secs(20), "the good reload", || {
+        status = serde_json::from_str(&agent.get("/status").1).unwrap();
+        status["config"]["last_reload_rejected"] == false && status["config"]["reloads"] == 2
+    });
+    assert!(!agent.get("/").1.contains("The last reload was rejected"));
 }
