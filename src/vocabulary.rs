@@ -1,7 +1,8 @@
 //! The words every layer shares, in one leaf module that imports nothing of
 //! the crate: how a check went ([`Outcome`], [`ProbeError`]), which runtime
 //! ([`RuntimeKind`]), which request to it ([`Operation`]), and what
-//! remediation learns of it after each round ([`RuntimeHealth`]). Probes,
+//! remediation learns of it after each round ([`RuntimeHealth`]), which cgroup
+//! file a CPU scan could not use ([`CgroupFile`]). Probes,
 //! runtime clients, metrics, status and remediation depend on it; it depends
 //! on none of them, so none of them has to know another. Emits no metrics.
 
@@ -127,4 +128,52 @@ pub struct RuntimeHealth {
     pub running_containers: Option<u64>,
     /// The last `LiveRestore` answer: whether a restart spares running containers.
     pub live_restore: Option<bool>,
+    /// The runtime's root directory (Docker's `DockerRootDir`), once known.
+    pub root_dir: Option<std::path::PathBuf>,
+}
+
+/// The files the probe reads; `as_str` is the `file` label of its error counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CgroupFile {
+    CpuStat,
+    CpuMax,
+    CfsQuota,
+    CfsPeriod,
+    CpuacctUsage,
+    CpuPressure,
+    /// `/proc/pressure/cpu`.
+    NodePressure,
+}
+
+impl CgroupFile {
+    pub const ALL: &'static [CgroupFile] = &[
+        CgroupFile::CpuStat,
+        CgroupFile::CpuMax,
+        CgroupFile::CfsQuota,
+        CgroupFile::CfsPeriod,
+        CgroupFile::CpuacctUsage,
+        CgroupFile::CpuPressure,
+        CgroupFile::NodePressure,
+    ];
+
+    /// The file name in its directory (`/proc/pressure` for the node's).
+    pub fn file_name(self) -> &'static str {
+        match self {
+            CgroupFile::NodePressure => "cpu",
+            other => other.as_str(),
+        }
+    }
+
+    /// The `file` label: the file name, `pressure/cpu` for the node's.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CgroupFile::CpuStat => "cpu.stat",
+            CgroupFile::CpuMax => "cpu.max",
+            CgroupFile::CfsQuota => "cpu.cfs_quota_us",
+            CgroupFile::CfsPeriod => "cpu.cfs_period_us",
+            CgroupFile::CpuacctUsage => "cpuacct.usage",
+            CgroupFile::CpuPressure => "cpu.pressure",
+            CgroupFile::NodePressure => "pressure/cpu",
+        }
+    }
 }

@@ -117,6 +117,24 @@ pub struct RemediationConfig {
     /// Refuse a restart that would kill running containers (dockerd without
     /// live-restore), reporting `skipped_total{reason="kills_workloads"}`.
     pub refuse_if_kills_workloads: bool,
+    /// Most threads in `D` this long without running: the runtime is blocked
+    /// in the kernel, a restart cannot help (`skipped_total{reason="unkillable"}`).
+    #[serde(with = "humantime_serde")]
+    pub blocked_after: Duration,
+    /// What a hang does while the runtime's root directory is full.
+    pub on_disk_full: DiskFullPolicy,
+    /// Stack dumps kept per runtime under `<state_dir>/dumps`.
+    pub keep_dumps: u32,
+}
+
+/// `[remediation] on_disk_full`: restart a hung runtime whose root directory
+/// is full, or hold the restart back (`skipped_total{reason="disk_full"}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskFullPolicy {
+    Restart,
+    #[default]
+    Skip,
 }
 
 impl Default for RemediationConfig {
@@ -136,6 +154,48 @@ impl Default for RemediationConfig {
             recovery_timeout: Duration::from_secs(120),
             backoff_jitter: 0.2,
             refuse_if_kills_workloads: false,
+            blocked_after: Duration::from_secs(10),
+            on_disk_full: DiskFullPolicy::Skip,
+            keep_dumps: 5,
+        }
+    }
+}
+
+impl RemediationConfig {
+    /// `hang_after` must leave a slow runtime room to prove itself alive: one
+    /// that answers every round late (after its deadline, before the next
+    /// round's) is silent for up to `interval + timeout` between two answers,
+    /// and must not be declared hung for it. Runtimes left to auto-detection
+    /// are probed with the default timing. Returns (key, message).
+    pub(super) fn check_hang_after(
+        &self,
+        runtimes: &[RuntimeConfig],
+    ) -> Result<(), (String, String)> {
+        let key = "remediation.hang_after";
+        if self.hang_after.is_zero() {
+            return Err((key.into(), "must be longer than 0s".into()));
+        }
+        let timing = |rt: &RuntimeConfig| (rt.interval + rt.timeout, rt.kind);
+        let slowest = if runtimes.is_empty() {
+            Some((default_runtime_interval() + default_runtime_timeout(), None))
+        } else {
+            runtimes
+                .iter()
+                .map(timing)
+                .max()
+                .map(|(silence, kind)| (silence, Some(kind)))
+        };
+        match slowest {
+            Some((silence, kind)) if self.hang_after < silence => Err((
+                key.into(),
+                format!(
+                    "{} is shorter than the interval + timeout of {} ({}): a runtime that answers every round late would be declared hung between two answers",
+                    humantime::format_duration(self.hang_after),
+                    kind.map_or_else(|| "an auto-detected runtime".to_owned(), |k| format!("runtime \"{k}\"")),
+                    humantime::format_duration(silence)
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 }

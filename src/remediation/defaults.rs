@@ -3,8 +3,6 @@
 //! it kills running containers. A `[runtime.restart]` key overrides its default.
 //! Metrics: none.
 
-#[cfg(test)]
-use crate::config::DiagnosticSignal;
 use crate::config::{RestartConfig, RestartMethod, RuntimeKind};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -90,6 +88,7 @@ impl RestartSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DiagnosticSignal;
 
     #[test]
     fn docker_defaults_and_overrides() {

@@ -6,6 +6,7 @@
 //! Metrics: `nodevitals_remediation_*` (emitted by `engine`).
 
 mod defaults;
+mod diagnosis;
 mod engine;
 mod history;
 mod machine;
@@ -15,12 +16,13 @@ mod restart;
 mod skips;
 mod state_file;
 
-use crate::config::{Config, RuntimeConfig};
+use crate::config::{Config, RemediationConfig, RuntimeConfig};
 use crate::metrics::RemediationMetrics;
 use crate::status::StatusBoard;
 use crate::vocabulary::RuntimeHealth;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -44,6 +46,14 @@ impl Board {
         let section = serde_json::to_value(&*targets).unwrap_or_default();
         self.status.set_section("remediation", section);
     }
+}
+
+/// How long a request that missed its deadline may still run to deliver a
+/// late answer. Until a hang would be declared a late answer proves the
+/// runtime alive; after `hang_after` it no longer changes a decision. Never
+/// less than two deadlines, so a slow answer to a short timeout still counts.
+pub fn late_answer_window(policy: &RemediationConfig, timeout: Duration) -> Duration {
+    policy.hang_after.max(timeout * 2)
 }
 
 /// The running engines; stopping them leaves any restart in flight to finish.
@@ -84,6 +94,14 @@ impl Remediation {
                     procfs: procfs.clone(),
                     metrics: metrics.clone(),
                     board: Arc::clone(&board),
+                    diagnoser: diagnosis::Diagnoser::new(
+                        &config.paths.proc,
+                        &config.paths.cgroup,
+                        r.blocked_after,
+                    ),
+                    on_disk_full: r.on_disk_full,
+                    dumps_dir: config.paths.state_dir.join("dumps"),
+                    keep_dumps: r.keep_dumps as usize,
                 };
                 tracing::info!(
                     target = %rt.kind,
