@@ -62,12 +62,41 @@ fn summary(h: &mut Html, name: &str, t: &Value, now_unix: f64) {
         .raw("</td></tr><tr><th>running containers</th><td>")
         .value(&t["running_containers"])
         .raw("</td></tr>");
+    evidence(h, t, now_unix);
     if !t["state_file_error"].is_null() {
         h.raw("<tr><th>state file</th><td class=\"bad\">")
             .value(&t["state_file_error"])
             .raw("</td></tr>");
     }
     h.raw("</table>");
+}
+
+/// What the agent saw at the last hang, and the runtime root's free space.
+fn evidence(h: &mut Html, t: &Value, now_unix: f64) {
+    let hang = &t["last_hang"];
+    if !hang.is_null() {
+        h.raw("<tr><th>last hang</th><td>")
+            .ago(&hang["at_unix"], now_unix)
+            .raw(": ")
+            .value(&hang["class"])
+            .raw(", process state ")
+            .value(&hang["state"]);
+        if let Some(blocked) = hang["blocked_in"].as_object().filter(|b| !b.is_empty()) {
+            h.raw(", blocked in");
+            for (wchan, n) in blocked {
+                h.raw(" ").text(wchan).raw(" \u{d7} ").value(n);
+            }
+        }
+        h.raw("</td></tr>");
+    }
+    let root = &t["runtime_root"];
+    if let (Some(free), Some(size)) = (root["free_bytes"].as_f64(), root["size_bytes"].as_f64()) {
+        h.raw("<tr><th>runtime root</th><td>")
+            .value(&root["path"])
+            .raw(": ")
+            .percent(if size > 0.0 { free / size * 100.0 } else { 0.0 })
+            .raw(" free</td></tr>");
+    }
 }
 
 /// Restarts and skip runs, oldest first.
@@ -160,6 +189,9 @@ mod tests {
             "restarts_in_window": 1, "max_restarts": 3, "window_seconds": 3600.0,
             "last_decision": "recovered", "running_containers": 2,
             "state_file_error": null,
+            "last_hang": {"at_unix": 998.0, "class": "stopped", "state": "T",
+                          "blocked_in": {"<futex>": 3}},
+            "runtime_root": {"path": "/var/lib/docker", "free_bytes": 25, "size_bytes": 100},
             "history": [{"at_unix": 1000.0, "method": "signal", "result": "success",
                          "recovery_seconds": 2.5, "running_before": 2, "running_after": 2,
                          "detail": "SIGTERM to pid 42; would kill 0 running containers"}],
@@ -180,6 +212,11 @@ mod tests {
         assert!(page.contains("2.50 s"), "recovery time: {page}");
         assert!(page.contains("in 20.00 s"), "next allowed: {page}");
         assert!(page.contains("\u{d7} 3 rounds"), "{page}");
+        assert!(
+            page.contains("12s ago: stopped, process state T, blocked in &lt;futex&gt; \u{d7} 3"),
+            "{page}"
+        );
+        assert!(page.contains("/var/lib/docker: 25.0% free"), "{page}");
         // The bar spans the first skip to now: 20 s, shown as the 60 s minimum.
         assert!(
             page.contains("class=\"mark restart\" style=\"left:83.3%\""),
