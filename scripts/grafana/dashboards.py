@@ -119,7 +119,7 @@ def fleet():
     d.with_panel(
         stat.Panel()
         .title("Runtimes down or hung")
-        .with_target(q(f"count(nodevitals_runtime_up{{{SEL}}} == 0) or vector(0)", "down", instant=True))
+        .with_target(q(f"sum(1 - nodevitals_runtime_up{{{SEL}}})", "down", instant=True))
         .height(5).span(6)
     )
     d.with_panel(
