@@ -16,7 +16,7 @@ use crate::probe::kubelet::{on_kubernetes_node, KubeletProbe};
 use crate::probe::runtime::RuntimeProbe;
 use crate::probe::unusable::Unusable;
 use crate::probe::Probe;
-use crate::remediation::{self, Remediation};
+use crate::remediation::{self, Histories, Remediation};
 use crate::runtime::cri::CriClient;
 use crate::runtime::docker::DockerClient;
 use crate::runtime::{detect, RuntimeClient};
@@ -194,6 +194,8 @@ pub struct Agent {
     status: Arc<StatusBoard>,
     health: Arc<Health>,
     config_status: ConfigStatus,
+    /// Restart histories, kept across reloads.
+    histories: Arc<Histories>,
 }
 
 impl Agent {
@@ -206,6 +208,7 @@ impl Agent {
             status: Arc::new(StatusBoard::default()),
             health: Arc::new(Health::default()),
             config_status: ConfigStatus::default(),
+            histories: Arc::new(Histories::default()),
         }
     }
 
@@ -244,6 +247,8 @@ impl Agent {
             built.health,
             &self.metrics.remediation,
             Arc::clone(&self.status),
+            &self.histories,
+            &self.health,
         );
         (
             Scheduler::start(built.probes, self.sinks(), true),
@@ -256,6 +261,7 @@ impl Agent {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
+        crate::ignored_signals::ignore()?;
         let state = AppState {
             metrics: Arc::clone(&self.metrics),
             status: Arc::clone(&self.status),

@@ -8,6 +8,7 @@ pub(crate) mod config_status;
 pub mod endpoint;
 pub(crate) mod gzip;
 pub mod health;
+pub(crate) mod ignored_signals;
 pub mod metrics;
 pub(crate) mod notify;
 pub mod once;
