@@ -15,7 +15,7 @@ use nodevitals::metrics::{Metrics, NodeLabels};
 use nodevitals::probe::cpu::{CpuProbe, CpuProbeConfig};
 use nodevitals::probe::runtime::RuntimeProbe;
 use nodevitals::probe::Probe;
-use nodevitals::remediation::Remediation;
+use nodevitals::remediation::{Histories, Remediation};
 use nodevitals::runtime::{Answer, CallError, CallFuture, RuntimeClient};
 use nodevitals::scheduler::{record, run_once, Sinks};
 use nodevitals::status::StatusBoard;
@@ -148,8 +148,8 @@ async fn metrics_of_an_agent_in_a_fixed_state_match_the_golden_file() {
         vec![(rt, health)],
         &metrics.remediation,
         Arc::clone(&status),
-        &Arc::new(nodevitals::remediation::Histories::default()),
-        &Arc::new(Health::default()),
+        &Arc::new(Histories::default()),
+        &sinks.health,
     );
     let disabled = "nodevitals_remediation_state{target=\"docker\",state=\"disabled\"} 1";
     tokio::time::timeout(Duration::from_secs(60), async {
