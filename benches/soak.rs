@@ -10,6 +10,9 @@
 //! `scripts/bench-soak.sh` runs it on the shipped static binary; under
 //! `cargo test` (no `--bench` argument) it runs for 5 s as a smoke test.
 
+// A load generator paces its clients and lets the agent settle in wall time.
+#![allow(clippy::disallowed_methods)]
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 

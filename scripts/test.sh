@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine, as root: installs the real
 # components the tests start (dockerd, containerd, dnsmasq, Prometheus, ...),
-# and the Python tools (kubernetes-validate), builds the static binary of the
+# the Python tools (kubernetes-validate, grafana-foundation-sdk) and the Node.js tools (playwright-core), builds the static binary of the
 # container image, then checks formatting and lints and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,9 +19,21 @@ if ((${#missing[@]})); then
 fi
 
 # Python tools the tests run, in a venv under target/ (pip reaches PyPI).
-if [[ ! -x target/py/bin/kubernetes-validate ]]; then
+# grafana-foundation-sdk generates the dashboards (scripts/grafana/dashboards.py).
+if ! target/py/bin/python -c 'import grafana_foundation_sdk, kubernetes_validate' 2>/dev/null; then
     python3 -m venv target/py
-    target/py/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
+    target/py/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0 \
+        'grafana-foundation-sdk==1769699998!10.1.0'
+fi
+
+# Node.js tools the tests run (playwright-core drives Chromium; the
+# prometheus-operator models validate the CRD objects), pinned by the lock file.
+if ! cmp -s scripts/npm/package-lock.json target/npm/package-lock.json \
+    || [[ ! -d target/npm/node_modules ]]; then
+    command -v npm >/dev/null || { echo "npm is missing: install Node.js >= 20 with npm" >&2; exit 1; }
+    mkdir -p target/npm
+    cp scripts/npm/package.json scripts/npm/package-lock.json target/npm/
+    (cd target/npm && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # The test guest (systemd as PID 1, cgroup v2) that tests/host_systemd.rs

@@ -4,6 +4,7 @@
 
 use crate::config::RuntimeKind;
 use crate::config::{Config, ConfigSource, RuntimeConfig};
+use crate::config_status::ConfigStatus;
 use crate::endpoint::EndpointError;
 use crate::health::Health;
 use crate::metrics::{Metrics, NodeLabels};
@@ -89,7 +90,13 @@ pub fn build(config: &Config, metrics: &Metrics, status: &Arc<StatusBoard>) -> B
         }
     }
     if config.dns.enabled {
-        match DnsProbe::new(&config.dns, &config.paths.proc, metrics.dns.clone()) {
+        let dns = DnsProbe::new(
+            &config.dns,
+            &config.paths.proc,
+            metrics.dns.clone(),
+            Arc::clone(status),
+        );
+        match dns {
             Ok(p) => probes.push(Arc::new(p)),
             Err(e) => tracing::error!(error = %e, "dns not probed"),
         }
@@ -191,6 +198,7 @@ pub struct Agent {
     metrics: Arc<Metrics>,
     status: Arc<StatusBoard>,
     health: Arc<Health>,
+    config_status: ConfigStatus,
     /// Restart histories, kept across reloads.
     histories: Arc<Histories>,
 }
@@ -204,6 +212,7 @@ impl Agent {
             metrics: Arc::new(Metrics::new()),
             status: Arc::new(StatusBoard::default()),
             health: Arc::new(Health::default()),
+            config_status: ConfigStatus::default(),
             histories: Arc::new(Histories::default()),
         }
     }
@@ -223,7 +232,15 @@ impl Agent {
         }
     }
 
+    fn publish_config(&self) {
+        self.status.set_section(
+            "config",
+            self.config_status.section(&self.source, &self.config),
+        );
+    }
+
     fn start(&self) -> (Scheduler, Remediation) {
+        self.publish_config();
         let built = build(&self.config, &self.metrics, &self.status);
         self.metrics
             .agent
@@ -257,6 +274,7 @@ impl Agent {
         };
         tracing::info!(listen = %listener.local_addr()?, "serving /metrics /healthz /readyz /status");
         let server = tokio::spawn(server::serve(listener, state));
+        self.config_status.applied();
         let (mut scheduler, mut remediation) = self.start();
         // Under systemd: READY=1 after the first round, WATCHDOG=1 while progressing.
         let systemd = notify::Supervisor::start_from_env(Arc::clone(&self.health));
@@ -297,11 +315,14 @@ impl Agent {
                     );
                 }
                 self.config = new;
+                self.config_status.reloaded();
                 self.metrics.agent.count_reload(true);
                 tracing::info!(path = %self.source.path().display(), "config reloaded");
                 true
             }
             Err(e) => {
+                self.config_status.rejected(e.to_string());
+                self.publish_config();
                 self.metrics.agent.count_reload(false);
                 tracing::error!(error = %e, "config reload rejected; keeping the last good config");
                 false

@@ -4,6 +4,7 @@
 pub mod agent;
 pub(crate) mod body;
 pub mod config;
+pub(crate) mod config_status;
 pub mod endpoint;
 pub(crate) mod gzip;
 pub mod health;
@@ -11,6 +12,7 @@ pub(crate) mod ignored_signals;
 pub mod metrics;
 pub(crate) mod notify;
 pub mod once;
+pub mod page;
 pub mod probe;
 pub mod remediation;
 pub mod runtime;

@@ -183,10 +183,7 @@ fn route(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
             let body = serde_json::to_string_pretty(&state.status.to_json()).unwrap_or_default();
             with_type(text(StatusCode::OK, body + "\n"), "application/json")
         }
-        "/" => with_type(
-            text(StatusCode::OK, INDEX.into()),
-            "text/html; charset=utf-8",
-        ),
+        "/" => crate::page::response(&state.status),
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
 }
@@ -216,14 +213,6 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Response<Chunks> {
     }
     resp
 }
-
-const INDEX: &str = "<!doctype html><html><head><title>nodevitals</title></head><body>\
-<h1>nodevitals</h1><ul>\
-<li><a href=\"/metrics\">/metrics</a> Prometheus metrics</li>\
-<li><a href=\"/status\">/status</a> probe and remediation status (JSON)</li>\
-<li><a href=\"/healthz\">/healthz</a> liveness</li>\
-<li><a href=\"/readyz\">/readyz</a> readiness</li>\
-</ul></body></html>\n";
 
 fn text(status: StatusCode, body: String) -> Response<Chunks> {
     let mut resp = Response::new(Chunks::from(body));

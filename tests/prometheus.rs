@@ -8,18 +8,18 @@ mod support;
 
 use serde_json::Value;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::dockerd::Dockerd;
-use support::{http_get, short_tempdir, wait_until, AgentProcess};
+use support::prometheus::Prometheus;
+use support::{short_tempdir, wait_until, AgentProcess};
 
 fn rules_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus")
 }
 
-#[allow(clippy::disallowed_methods)]
+#[allow(clippy::disallowed_methods)] // runs promtool, a real tool
 fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
     support::require("promtool", "prometheus");
     let mut child = Command::new("promtool")
@@ -56,106 +56,12 @@ fn rules_are_valid_and_their_unit_tests_pass() {
     assert!(ok && out.contains("SUCCESS"), "promtool test rules:\n{out}");
 }
 
-/// A Prometheus server on loopback with its own config and storage, stopped by
-/// PID on drop.
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    #[allow(clippy::disallowed_methods)]
-    fn start(target: SocketAddr) -> Prometheus {
-        support::require("prometheus", "prometheus");
-        let dir = short_tempdir("prom");
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-rule_files:\n  - {rules}\n\
-scrape_configs:\n  - job_name: nodevitals\n    static_configs:\n      - targets: ['{target}']\n",
-            rules = rules_dir().join("nodevitals-rules.yml").display()
-        );
-        std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-        // A port the kernel just handed out; Prometheus cannot report an
-        // ephemeral port it bound, so it is given one.
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("pick a loopback port");
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--log.level=warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        let mut p = Prometheus { child, addr, dir };
-        wait_until(Duration::from_secs(30), "prometheus to be ready", || {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!("prometheus exited with {status}:\n{}", p.log());
-            }
-            http_get(p.addr, "/-/ready").is_ok_and(|r| r.0 == 200)
-        });
-        p
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
-    }
-
-    fn api(&self, path: &str) -> Value {
-        let (status, body) = http_get(self.addr, path).expect("query prometheus");
-        assert_eq!(status, 200, "GET {path}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
-    }
-
-    /// The values of an instant query's result vector.
-    fn query(&self, promql: &str) -> Vec<f64> {
-        let v = self.api(&format!("/api/v1/query?query={}", url_encode(promql)));
-        v["data"]["result"]
-            .as_array()
-            .map(|r| {
-                r.iter()
-                    .filter_map(|s| s["value"][1].as_str()?.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        support::process::stop(self.child.id() as i32, Duration::from_secs(10));
-        let _ = self.child.wait();
-    }
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[test]
 fn prometheus_scrapes_the_agent_and_sees_dockerd_up() {
     let d = Dockerd::start("prom");
     let dir = short_tempdir("prom-agent");
     let agent = AgentProcess::start(dir.path(), &support::docker_config(&d.endpoint()), &[]);
-    let prom = Prometheus::start(agent.addr);
+    let prom = Prometheus::start(&[agent.addr], &[&rules_dir().join("nodevitals-rules.yml")]);
     let ctx = || {
         format!(
             "prometheus log:\n{}\nagent log:\n{}",

@@ -23,6 +23,7 @@ use super::memory::{Histories, Kept};
 use super::procfs::{Process, Procfs};
 use super::report;
 use super::restart::{RestartError, Restarter};
+use super::skips::Skips;
 use super::state_file::{self, Persisted, StateFileError};
 use super::Board;
 use crate::config::{DiskFullPolicy, RuntimeKind};
@@ -68,6 +69,7 @@ pub(crate) struct Engine {
     live_restore: Option<bool>,
     last_rounds: u64,
     last_decision: &'static str,
+    skips: Skips,
     preflight: String,
     /// The runtime's process while it fails (found once per failing streak).
     process: Option<Process>,
@@ -106,6 +108,7 @@ impl Engine {
             live_restore: None,
             last_rounds: 0,
             last_decision: "none",
+            skips: Skips::default(),
             preflight: String::new(),
             process: None,
             diagnosis: None,
@@ -339,6 +342,10 @@ impl Engine {
     }
 
     fn skipped(&mut self, reason: SkipReason, obs: &Observation) {
+        let at = WallClock::now();
+        let interrupted = self.last_decision != reason.as_str();
+        self.skips
+            .record(reason.as_str(), at.to_unix(obs.now), interrupted);
         self.last_decision = reason.as_str();
         if !matches!(reason, SkipReason::NotAHang | SkipReason::Misconfigured) {
             self.hang_decided();
@@ -579,6 +586,7 @@ impl Engine {
             state_file: &self.p.state_path,
             state_file_error: self.state_file_error.as_deref(),
             events: &self.events,
+            skips: self.skips.runs(),
             last_hang: self.last_hang.as_ref(),
             runtime_root: self.root_space.as_ref(),
             dumps_kept: self.dumps_kept,

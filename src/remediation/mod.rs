@@ -14,6 +14,7 @@ mod memory;
 mod procfs;
 mod report;
 mod restart;
+mod skips;
 mod state_file;
 
 pub use memory::Histories;

@@ -5,6 +5,7 @@ use super::diagnosis::storage::RootSpace;
 use super::diagnosis::Diagnosis;
 use super::history::{Event, History};
 use super::machine::{Policy, SkipReason, State};
+use super::skips::SkipRun;
 use crate::config::RestartMethod;
 use std::path::Path;
 
@@ -81,6 +82,7 @@ pub(crate) struct Status<'a> {
     pub state_file: &'a Path,
     pub state_file_error: Option<&'a str>,
     pub events: &'a [Event],
+    pub skips: &'a [SkipRun],
     pub last_hang: Option<&'a (f64, Diagnosis)>,
     pub runtime_root: Option<&'a RootSpace>,
     pub dumps_kept: usize,
@@ -104,6 +106,7 @@ impl Status<'_> {
             "state_file": self.state_file.display().to_string(),
             "state_file_error": self.state_file_error,
             "history": self.events,
+            "skips": self.skips,
             "last_hang": self.last_hang.map(|(at, d)| {
                 let mut v = serde_json::to_value(d).unwrap_or_default();
                 v["at_unix"] = serde_json::json!(at);

@@ -17,8 +17,11 @@ pub mod dockerd;
 pub mod freezer;
 pub mod hostile;
 pub mod kubelet;
+pub mod node;
 pub mod oci_image;
+pub mod operator_view;
 pub mod process;
+pub mod prometheus;
 pub mod threads;
 
 use std::collections::BTreeMap;

@@ -2,6 +2,7 @@
 //! query each (A and AAAA as a back-to-back pair from one UDP socket, as glibc
 //! and musl send them); then every `lookups` name resolved the way glibc would
 //! with the configured resolv.conf; and the kernel's conntrack drop counters.
+//! Publishes the `dns` section of `/status` (`report`).
 //!
 //! Metrics: `nodevitals_dns_request_duration_seconds`, `nodevitals_dns_requests_total`,
 //! `nodevitals_dns_pair_lost_total`, `nodevitals_dns_truncated_total`,
@@ -12,6 +13,7 @@
 pub(crate) mod conntrack;
 pub(crate) mod message;
 mod queries;
+mod report;
 pub(crate) mod resolv_conf;
 pub(crate) mod search;
 pub(crate) mod sockets;
@@ -21,6 +23,7 @@ pub(crate) mod wire;
 use super::{Probe, ProbeFuture};
 use crate::config::{DnsConfig, DnsQtype};
 use crate::metrics::{DnsMetrics, QueryLabels};
+use crate::status::StatusBoard;
 use crate::vocabulary::{Outcome, ProbeError, ProbeResult};
 use hickory_proto::rr::Name;
 use queries::Target;
@@ -30,6 +33,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -61,6 +65,8 @@ pub struct DnsProbe {
     rotation: AtomicU32,
     sockets: Sockets,
     metrics: DnsMetrics,
+    status: Arc<StatusBoard>,
+    recent: Mutex<report::Recent>,
 }
 
 fn absolute(name: &str) -> Option<Name> {
@@ -83,6 +89,7 @@ impl DnsProbe {
         config: &DnsConfig,
         proc_root: &Path,
         metrics: DnsMetrics,
+        status: Arc<StatusBoard>,
     ) -> Result<Self, DnsSetupError> {
         let servers: Vec<SocketAddr> = if config.servers.is_empty() && !config.names.is_empty() {
             let rc = read_resolv_conf(&config.resolv_conf)?;
@@ -130,6 +137,8 @@ impl DnsProbe {
                 None => Sockets::host(),
             },
             metrics,
+            status,
+            recent: Mutex::default(),
         };
         let labels: Vec<QueryLabels> = probe
             .targets
@@ -150,11 +159,23 @@ impl DnsProbe {
         }
         let queries =
             futures_util::future::join_all(self.targets.iter().map(|t| self.probe_target(t))).await;
+        let answers: Vec<(String, report::Answered)> = self
+            .targets
+            .iter()
+            .zip(queries)
+            .flat_map(|(t, answers)| answers.into_iter().map(|a| (t.server.to_string(), a)))
+            .collect();
         let mut results: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for r in queries.into_iter().flatten() {
-            *results.entry(r).or_default() += 1;
+        for (_, a) in &answers {
+            *results.entry(a.result).or_default() += 1;
         }
         let lookups = self.run_lookups().await;
+        let section = self
+            .recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .section(&answers, &lookups, conntrack.map_err(|e| e.to_string()));
+        self.status.set_section("dns", section);
         summarize(&results, &lookups)
     }
 
@@ -260,10 +281,16 @@ mod tests {
             resolv_conf: "/nonexistent/resolv.conf".into(),
             ..DnsConfig::default()
         };
-        let e = DnsProbe::new(&c, Path::new("/proc"), crate::metrics::Metrics::new().dns)
-            .err()
-            .unwrap()
-            .to_string();
+        let status = Arc::new(StatusBoard::default());
+        let e = DnsProbe::new(
+            &c,
+            Path::new("/proc"),
+            crate::metrics::Metrics::new().dns,
+            status,
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.contains("/nonexistent/resolv.conf"), "{e}");
     }
 }

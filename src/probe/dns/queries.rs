@@ -7,6 +7,7 @@
 //! `nodevitals_dns_mismatched_responses_total`.
 
 use super::message::Rcode;
+use super::report::Answered;
 use super::wire::{tcp_query, udp_exchange, Question, Reply, Sending};
 use super::DnsProbe;
 use crate::config::{DnsQtype, DnsTransport};
@@ -23,8 +24,8 @@ pub(super) struct Target {
 }
 
 impl DnsProbe {
-    /// Queries one target; returns the `result` label of every query sent.
-    pub(super) async fn probe_target(&self, t: &Target) -> Vec<&'static str> {
+    /// Queries one target; returns every query sent with its result.
+    pub(super) async fn probe_target(&self, t: &Target) -> Vec<Answered> {
         let has = |q| self.qtypes.contains(&q);
         let paired = t.transport == DnsTransport::Udp
             && self.pair
@@ -48,13 +49,14 @@ impl DnsProbe {
         out
     }
 
-    async fn pair(&self, t: &Target) -> Vec<&'static str> {
+    async fn pair(&self, t: &Target) -> Vec<Answered> {
         self.udp(t, &[DnsQtype::A, DnsQtype::AAAA]).await
     }
 
-    async fn single(&self, t: &Target, q: DnsQtype) -> &'static str {
+    async fn single(&self, t: &Target, q: DnsQtype) -> Answered {
         if t.transport == DnsTransport::Udp {
-            return self.udp(t, &[q]).await[0];
+            let mut one = self.udp(t, &[q]).await;
+            return one.swap_remove(0);
         }
         let reply = tcp_query(&self.sockets, t.server, &t.question(q), self.query_timeout).await;
         self.record(t, q, &reply)
@@ -62,7 +64,7 @@ impl DnsProbe {
 
     /// `qtypes` sent back to back from one UDP socket (one reply each); a pair
     /// with exactly one answer missing counts as pair-lost.
-    async fn udp(&self, t: &Target, qtypes: &[DnsQtype]) -> Vec<&'static str> {
+    async fn udp(&self, t: &Target, qtypes: &[DnsQtype]) -> Vec<Answered> {
         let questions: Vec<Question> = qtypes.iter().map(|q| t.question(*q)).collect();
         let ex = udp_exchange(
             &self.sockets,
@@ -104,14 +106,20 @@ impl DnsProbe {
             .delayed(before)
     }
 
-    fn record(&self, t: &Target, q: DnsQtype, reply: &Reply) -> &'static str {
+    fn record(&self, t: &Target, q: DnsQtype, reply: &Reply) -> Answered {
         let result = result_label(reply);
         if let Reply::Failed { error, .. } = reply {
             tracing::debug!(server = %t.server, name = %t.label, qtype = q.as_str(), error, "dns query failed");
         }
         self.metrics
             .observe_query(&t.labels(q), result, reply.elapsed());
-        result
+        Answered {
+            name: t.label.clone(),
+            qtype: q.as_str(),
+            transport: t.transport.as_str(),
+            result,
+            seconds: reply.elapsed().as_secs_f64(),
+        }
     }
 }
 
