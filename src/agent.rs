@@ -5,6 +5,7 @@
 use crate::config::RuntimeKind;
 use crate::config::{Config, ConfigSource, RuntimeConfig};
 use crate::health::Health;
+use crate::kubernetes::Cluster;
 use crate::metrics::{Metrics, NodeLabels};
 use crate::notify;
 use crate::probe::cpu::identity::ContainerDirectory;
@@ -226,11 +227,16 @@ impl Agent {
         }
     }
 
-    fn start(&self) -> (Scheduler, Remediation) {
+    fn start(&self) -> (Scheduler, Remediation, Cluster) {
         let built = build(&self.config, &self.metrics, &self.status);
-        self.metrics
-            .agent
-            .set_node_info(node_labels(&self.config, &built.runtimes));
+        let labels = node_labels(&self.config, &built.runtimes);
+        let cluster = Cluster::start(
+            &self.config.kubernetes,
+            labels.node.clone(),
+            &self.metrics.kubernetes,
+            Arc::clone(&self.status),
+        );
+        self.metrics.agent.set_node_info(labels);
         let names: Vec<&str> = built.probes.iter().map(|p| p.name()).collect();
         tracing::info!(probes = ?names, "probes scheduled");
         let remediation = Remediation::start(
@@ -238,10 +244,12 @@ impl Agent {
             built.health,
             &self.metrics.remediation,
             Arc::clone(&self.status),
+            cluster.link(),
         );
         (
             Scheduler::start(built.probes, self.sinks(), true),
             remediation,
+            cluster,
         )
     }
 
@@ -257,7 +265,7 @@ impl Agent {
         };
         tracing::info!(listen = %listener.local_addr()?, "serving /metrics /healthz /readyz /status");
         let server = tokio::spawn(server::serve(listener, state));
-        let (mut scheduler, mut remediation) = self.start();
+        let (mut scheduler, mut remediation, mut cluster) = self.start();
         // Under systemd: READY=1 after the first round, WATCHDOG=1 while progressing.
         let systemd = notify::Supervisor::start_from_env(Arc::clone(&self.health));
         loop {
@@ -268,7 +276,8 @@ impl Agent {
                     if self.reload() {
                         scheduler.stop();
                         remediation.stop();
-                        (scheduler, remediation) = self.start();
+                        cluster.stop();
+                        (scheduler, remediation, cluster) = self.start();
                     }
                 }
             }
@@ -279,6 +288,7 @@ impl Agent {
         }
         scheduler.stop();
         remediation.stop();
+        cluster.stop();
         server.abort();
         Ok(())
     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod endpoint;
 pub(crate) mod gzip;
 pub mod health;
+pub(crate) mod kubernetes;
 pub mod metrics;
 pub(crate) mod notify;
 pub mod once;

@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod dns;
+mod kubernetes;
 mod runtime;
 
 pub use dns::{DnsConfig, DnsName, DnsQtype, DnsServer, DnsTransport};
+pub use kubernetes::{KubernetesConfig, Unreachable};
 pub use runtime::{RemediationConfig, RestartConfig, RestartMethod, RuntimeConfig, RuntimeKind};
 
 /// Where the agent looks for its config when `--config` is not given.
@@ -53,6 +55,7 @@ pub struct Config {
     pub kubelet: KubeletConfig,
     pub dns: DnsConfig,
     pub cpu: CpuConfig,
+    pub kubernetes: KubernetesConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -280,6 +283,7 @@ impl Config {
             self.cpu.interval,
             self.cpu.timeout,
         )?;
+        self.kubernetes.validate()?;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@ mod agent;
 mod cpu;
 mod dns;
 pub(crate) mod exposition;
+mod kubernetes;
 mod remediation;
 mod runtime;
 
@@ -12,6 +13,7 @@ pub use agent::{AgentMetrics, NodeLabels};
 pub use cpu::CpuMetrics;
 pub use dns::DnsMetrics;
 pub(crate) use dns::QueryLabels;
+pub use kubernetes::KubernetesMetrics;
 pub use remediation::RemediationMetrics;
 pub use runtime::{KubeletMetrics, RuntimeMetrics};
 
@@ -40,6 +42,7 @@ pub struct Metrics {
     pub cpu: CpuMetrics,
     pub remediation: RemediationMetrics,
     pub dns: DnsMetrics,
+    pub kubernetes: KubernetesMetrics,
 }
 
 impl Metrics {
@@ -51,6 +54,7 @@ impl Metrics {
         let cpu = CpuMetrics::register(&mut registry);
         let remediation = RemediationMetrics::register(&mut registry);
         let dns = DnsMetrics::register(&mut registry);
+        let kubernetes = KubernetesMetrics::register(&mut registry);
         Self {
             registry,
             agent,
@@ -59,6 +63,7 @@ impl Metrics {
             cpu,
             remediation,
             dns,
+            kubernetes,
         }
     }
 

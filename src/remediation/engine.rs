@@ -7,6 +7,7 @@
 //! `_skipped_total`, `_recovery_seconds`, `_next_allowed_timestamp_seconds`,
 //! `_state_file_errors_total`.
 
+use super::cluster_report::ClusterReport;
 use super::defaults::{restart_kills_containers, RestartSpec};
 use super::history::{Event, WallClock, MAX_EVENTS};
 use super::machine::{
@@ -18,6 +19,7 @@ use super::restart::Restarter;
 use super::state_file::{self, Persisted, StateFileError};
 use super::Board;
 use crate::config::RuntimeKind;
+use crate::kubernetes::{Link, SlotGuard, Verdict};
 use crate::metrics::RemediationMetrics;
 use crate::probe::runtime::RuntimeHealth;
 use crate::probe::Outcome;
@@ -39,6 +41,9 @@ pub(crate) struct EngineParts {
     pub restarter: Arc<dyn Restarter>,
     pub metrics: RemediationMetrics,
     pub board: Arc<Board>,
+    pub cluster: Link,
+    /// For messages: the ConfigMap that pauses the fleet.
+    pub pause_configmap: String,
 }
 
 pub(crate) struct Engine {
@@ -54,6 +59,9 @@ pub(crate) struct Engine {
     last_rounds: u64,
     last_decision: &'static str,
     preflight: String,
+    report: ClusterReport,
+    /// The fleet restart slot, held from the restart until it settles.
+    slot: Option<SlotGuard>,
 }
 
 impl Engine {
@@ -76,6 +84,7 @@ impl Engine {
             }
         };
         let machine = Machine::new(p.policy.clone(), history);
+        let report = ClusterReport::new(p.cluster.clone(), target);
         Self {
             target,
             method,
@@ -88,6 +97,8 @@ impl Engine {
             last_rounds: 0,
             last_decision: "none",
             preflight: String::new(),
+            report,
+            slot: None,
         }
     }
 
@@ -157,7 +168,16 @@ impl Engine {
         match decision {
             Decision::Nothing => {}
             Decision::Skip(reason) => self.skipped(reason, &obs),
-            Decision::Restart => self.restart(&obs).await,
+            Decision::Restart => match self.gate().await {
+                Ok(slot) => {
+                    self.slot = slot;
+                    self.restart(&obs).await;
+                }
+                Err(reason) => {
+                    self.machine.hold_back(reason);
+                    self.skipped(reason, &obs);
+                }
+            },
             Decision::Recovered { after } => {
                 self.last_decision = "recovered";
                 self.p.metrics.observe_recovery(self.target, after);
@@ -170,6 +190,7 @@ impl Engine {
                     running_after = ?running_after,
                     "runtime answers again after the restart"
                 );
+                self.report.recovered(after, before, running_after);
                 self.settle("success", |e| {
                     e.recovery_seconds = Some(after.as_secs_f64());
                     e.running_after = running_after;
@@ -183,17 +204,57 @@ impl Engine {
                     recovery_timeout = ?self.p.policy.recovery_timeout,
                     "runtime not answering within recovery_timeout after the restart: a failed restart"
                 );
+                self.report.repair_failed(
+                    "RestartDidNotRecover",
+                    format!(
+                        "{} was restarted but did not answer within recovery_timeout ({}); the node needs repair from outside.",
+                        self.target,
+                        humantime::format_duration(self.p.policy.recovery_timeout)
+                    ),
+                );
                 self.settle("failure", |e| {
                     e.detail.push_str("; not answering within recovery_timeout")
                 })
                 .await;
             }
         }
+        self.report_round(&obs);
+    }
+
+    /// Whether the fleet lets this restart go: the slot to hold through it,
+    /// or why not. A dry run asks nobody.
+    async fn gate(&mut self) -> Result<Option<SlotGuard>, SkipReason> {
+        if self.p.dry_run {
+            return Ok(None);
+        }
+        match self.p.cluster.ask_restart().await {
+            Verdict::Go(slot) => Ok(slot),
+            Verdict::Unreachable { go: true } => Ok(None),
+            Verdict::Paused => Err(SkipReason::Paused),
+            Verdict::FleetLimit | Verdict::Unreachable { go: false } => Err(SkipReason::FleetLimit),
+        }
+    }
+
+    /// After every round: the cluster's view of this target.
+    fn report_round(&mut self, obs: &Observation) {
+        let next = self
+            .machine
+            .next_allowed(obs.now)
+            .map(|t| t.saturating_duration_since(obs.now));
+        self.report.round(
+            obs,
+            self.machine.state(),
+            self.machine.history(),
+            self.machine.policy(),
+            next,
+        );
     }
 
     /// Settles the pending restart: the event first, then `/status`, then the
     /// counter (whoever sees the count sees the event), then the state file.
+    /// The fleet slot is released.
     async fn settle(&mut self, result: &'static str, update: impl FnOnce(&mut Event)) {
+        self.slot = None;
         if let Some(e) = self.pending_event() {
             e.result = result.into();
             update(e);
@@ -207,6 +268,17 @@ impl Engine {
 
     fn skipped(&mut self, reason: SkipReason, obs: &Observation) {
         self.last_decision = reason.as_str();
+        let next = self
+            .machine
+            .next_allowed(obs.now)
+            .map(|t| t.saturating_duration_since(obs.now));
+        self.report.skipped(
+            reason,
+            self.machine.history(),
+            self.machine.policy(),
+            next,
+            &self.p.pause_configmap,
+        );
         self.p.metrics.count_skip(self.target, reason.as_str());
         report::log_skip(
             self.target,
@@ -272,6 +344,13 @@ impl Engine {
                     detail,
                     "restart issued; awaiting recovery"
                 );
+                self.report.restart_issued(
+                    self.method,
+                    &detail,
+                    obs.would_kill,
+                    obs.last_answer
+                        .map(|t| decided.saturating_duration_since(t)),
+                );
                 if let Some(ev) = self.pending_event() {
                     ev.detail = format!("{detail}; {}", ev.detail);
                 }
@@ -281,6 +360,13 @@ impl Engine {
             }
             Err(e) => {
                 tracing::error!(target = self.target, method = self.method, error = %e, "restart failed");
+                self.report.repair_failed(
+                    "RestartFailed",
+                    format!(
+                        "nodevitals could not restart {} by {}: {e}.",
+                        self.target, self.method
+                    ),
+                );
                 self.machine
                     .restart_finished(decided, Instant::now(), RestartEnd::Failed);
                 self.settle("failure", |ev| ev.detail = e).await;

@@ -66,10 +66,15 @@ pub(crate) enum SkipReason {
     Misconfigured,
     /// The restart would kill running containers and policy refuses that.
     KillsWorkloads,
+    /// Every fleet-wide restart slot is taken (or the API server could not be
+    /// asked and `kubernetes.on_unreachable = "hold"`).
+    FleetLimit,
+    /// Restarts are paused fleet-wide.
+    Paused,
 }
 
 impl SkipReason {
-    pub(crate) const ALL: [SkipReason; 7] = [
+    pub(crate) const ALL: [SkipReason; 9] = [
         SkipReason::Cooldown,
         SkipReason::Backoff,
         SkipReason::Budget,
@@ -77,6 +82,8 @@ impl SkipReason {
         SkipReason::NotAHang,
         SkipReason::Misconfigured,
         SkipReason::KillsWorkloads,
+        SkipReason::FleetLimit,
+        SkipReason::Paused,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -88,6 +95,8 @@ impl SkipReason {
             SkipReason::NotAHang => "not_a_hang",
             SkipReason::Misconfigured => "misconfigured",
             SkipReason::KillsWorkloads => "kills_workloads",
+            SkipReason::FleetLimit => "fleet_limit",
+            SkipReason::Paused => "paused",
         }
     }
 }
@@ -190,6 +199,8 @@ pub(crate) struct Machine {
     /// The restart awaiting recovery: when it was decided, and when the
     /// restarter finished (the recovery deadline counts from there).
     pending: Option<(Instant, Instant)>,
+    /// The history before the restart just decided, should the fleet refuse it.
+    before_restart: Option<History>,
 }
 
 impl Machine {
@@ -206,6 +217,7 @@ impl Machine {
             first_seen: None,
             healthy_since: None,
             pending: None,
+            before_restart: None,
         }
     }
 
@@ -289,9 +301,22 @@ impl Machine {
             };
             return Decision::Skip(reason);
         }
+        self.before_restart = Some(self.history.clone());
         self.history.record_restart(o.now, &self.policy, o.jitter);
         self.state = State::Restarting;
         Decision::Restart
+    }
+
+    /// The restart just decided is held back from outside (fleet limit,
+    /// pause): it never happened, so it spends no budget and no backoff.
+    pub(crate) fn hold_back(&mut self, reason: SkipReason) -> Decision {
+        if self.state == State::Restarting {
+            if let Some(h) = self.before_restart.take() {
+                self.history = h;
+            }
+            self.state = State::Failing;
+        }
+        Decision::Skip(reason)
     }
 
     /// The first guard that holds a confirmed hang back, most severe first.

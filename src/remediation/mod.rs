@@ -5,6 +5,7 @@
 //!
 //! Metrics: `nodevitals_remediation_*` (emitted by `engine`).
 
+mod cluster_report;
 mod defaults;
 mod engine;
 mod history;
@@ -17,6 +18,7 @@ mod state_file;
 pub use defaults::signal_by_name;
 
 use crate::config::{Config, RuntimeConfig};
+use crate::kubernetes::Link;
 use crate::metrics::RemediationMetrics;
 use crate::probe::runtime::RuntimeHealth;
 use crate::status::StatusBoard;
@@ -56,11 +58,12 @@ impl Remediation {
     /// Starts one engine per probed runtime. History comes from the state
     /// files under `paths.state_dir`, so engines replaced by a config reload
     /// (or an agent restart) carry on where the previous ones stopped.
-    pub fn start(
+    pub(crate) fn start(
         config: &Config,
         runtimes: Vec<(RuntimeConfig, watch::Receiver<RuntimeHealth>)>,
         metrics: &RemediationMetrics,
         status: Arc<StatusBoard>,
+        cluster: Link,
     ) -> Self {
         let board = Arc::new(Board::new(status));
         let r = &config.remediation;
@@ -85,6 +88,8 @@ impl Remediation {
                     procfs: procfs.clone(),
                     metrics: metrics.clone(),
                     board: Arc::clone(&board),
+                    cluster: cluster.clone(),
+                    pause_configmap: config.kubernetes.pause_configmap.clone(),
                 };
                 tracing::info!(
                     target = %rt.kind,

@@ -205,7 +205,7 @@ fn answer(
     let drop = match st.drop.unwrap_or(DropRule::None) {
         DropRule::None => false,
         DropRule::EveryAaaa => q.query_type() == RecordType::AAAA,
-        DropRule::EveryNth(n) => n > 0 && st.seen % n == 0,
+        DropRule::EveryNth(n) => n > 0 && st.seen.is_multiple_of(n),
     };
     if drop {
         st.dropped += 1;

@@ -160,7 +160,7 @@ impl IdentityCache {
                 && self
                     .unknown
                     .get(*id)
-                    .map_or(true, |asked| now.duration_since(*asked) >= UNKNOWN_RETRY)
+                    .is_none_or(|asked| now.duration_since(*asked) >= UNKNOWN_RETRY)
         });
         if !miss || self.directories.is_empty() {
             return Vec::new();

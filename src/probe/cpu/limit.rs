@@ -113,7 +113,7 @@ mod tests {
         fn cores_are_finite(q in proptest::option::of(any::<u64>()), p in any::<u64>()) {
             let text = format!("{} {p}", q.map_or("max".to_owned(), |q| q.to_string()));
             if let Ok(l) = parse_cpu_max(&text) {
-                prop_assert!(l.cores().map_or(true, f64::is_finite));
+                prop_assert!(l.cores().is_none_or(f64::is_finite));
             }
         }
     }

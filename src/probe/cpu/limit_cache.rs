@@ -87,7 +87,7 @@ fn key(rel: &str) -> u64 {
 /// Each cgroup's turn comes every [`REFRESH_SCANS`] scans, at an offset taken
 /// from its path's hash so that turns spread evenly over scans.
 fn due(key: u64, scan: u64) -> bool {
-    key.wrapping_add(scan) % REFRESH_SCANS == 0
+    key.wrapping_add(scan).is_multiple_of(REFRESH_SCANS)
 }
 
 #[cfg(test)]

@@ -230,7 +230,7 @@ impl RuntimeProbe {
     async fn run_operations(&self, deadline: Instant) -> Result<RoundFacts, ProbeError> {
         let kind = self.client.kind();
         let mut facts = RoundFacts::default();
-        let occasional = if self.health.borrow().rounds % OCCASIONAL_EVERY == 0 {
+        let occasional = if self.health.borrow().rounds.is_multiple_of(OCCASIONAL_EVERY) {
             self.client.occasional_operations()
         } else {
             &[]
