@@ -11,9 +11,9 @@ mod support;
 
 use nodevitals::config::RuntimeKind;
 use nodevitals::metrics::Metrics;
-use nodevitals::probe::runtime::cri::CriClient;
 use nodevitals::probe::runtime::RuntimeProbe;
 use nodevitals::probe::Probe;
+use nodevitals::runtime::cri::CriClient;
 use std::sync::Arc;
 use std::time::Duration;
 use support::containerd::Containerd;

@@ -8,20 +8,22 @@ use crate::health::Health;
 use crate::kubernetes::Cluster;
 use crate::metrics::{Metrics, NodeLabels};
 use crate::notify;
+use crate::probe::cpu::hierarchy;
 use crate::probe::cpu::identity::ContainerDirectory;
 use crate::probe::cpu::{CpuProbe, CpuProbeConfig};
 use crate::probe::dns::DnsProbe;
 use crate::probe::kubelet::{on_kubernetes_node, KubeletProbe};
-use crate::probe::runtime::cri::CriClient;
-use crate::probe::runtime::docker::DockerClient;
-use crate::probe::runtime::{detect, RuntimeClient, RuntimeHealth, RuntimeProbe};
+use crate::probe::runtime::RuntimeProbe;
 use crate::probe::unusable::Unusable;
 use crate::probe::Probe;
-use crate::remediation::Remediation;
+use crate::remediation::{self, Remediation};
+use crate::runtime::cri::CriClient;
+use crate::runtime::docker::DockerClient;
+use crate::runtime::{detect, RuntimeClient};
 use crate::scheduler::{Scheduler, Sinks};
 use crate::server::{self, AppState};
 use crate::status::StatusBoard;
-use std::path::Path;
+use crate::vocabulary::RuntimeHealth;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -127,9 +129,7 @@ fn runtime_probe(
     metrics: &Metrics,
 ) -> Result<(RuntimeProbe, Arc<dyn ContainerDirectory>), String> {
     let socket = crate::endpoint::socket_path(&rt.endpoint)?;
-    // A request that missed its deadline may still prove the runtime alive until
-    // a hang would be declared; after that it no longer matters.
-    let late_window = config.remediation.hang_after.max(rt.timeout * 2);
+    let late_window = remediation::late_answer_window(&config.remediation, rt.timeout);
     let (client, directory): (Arc<dyn RuntimeClient>, Arc<dyn ContainerDirectory>) = match rt.kind {
         RuntimeKind::Docker => {
             let c = Arc::new(DockerClient::new(socket, late_window));
@@ -167,23 +167,12 @@ pub fn node_labels(config: &Config, runtimes: &[RuntimeConfig]) -> NodeLabels {
     NodeLabels {
         node,
         kernel: read("sys/kernel/osrelease"),
-        cgroup_version: cgroup_version(&config.paths.cgroup).to_owned(),
+        cgroup_version: hierarchy::mount_kind(&config.paths.cgroup).to_owned(),
         runtime: if kinds.is_empty() {
             "none".into()
         } else {
             kinds.join(",")
         },
-    }
-}
-
-/// `v2` (unified), `hybrid` (v1 controllers plus a unified mount) or `v1`.
-pub fn cgroup_version(root: &Path) -> &'static str {
-    if root.join("cgroup.controllers").exists() {
-        "v2"
-    } else if root.join("unified").join("cgroup.controllers").exists() {
-        "hybrid"
-    } else {
-        "v1"
     }
 }
 

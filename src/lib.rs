@@ -13,6 +13,8 @@ pub(crate) mod notify;
 pub mod once;
 pub mod probe;
 pub mod remediation;
+pub mod runtime;
 pub mod scheduler;
 pub mod server;
 pub mod status;
+pub mod vocabulary;

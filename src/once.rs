@@ -4,8 +4,8 @@
 use crate::agent;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::probe::ProbeResult;
 use crate::scheduler::run_once;
+use crate::vocabulary::ProbeResult;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -67,7 +67,7 @@ pub fn all_healthy(rows: &[Row]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::{Outcome, ProbeError};
+    use crate::vocabulary::{Outcome, ProbeError};
 
     #[test]
     fn table_shows_outcome_and_detail() {

@@ -6,8 +6,9 @@
 
 use crate::health::Health;
 use crate::metrics::AgentMetrics;
-use crate::probe::{Outcome, Probe, ProbeError, ProbeResult};
+use crate::probe::Probe;
 use crate::status::StatusBoard;
+use crate::vocabulary::{Outcome, ProbeError, ProbeResult};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! latency and consecutive failures; other parts (remediation, CPU) publish
 //! their own JSON sections.
 
-use crate::probe::{Outcome, ProbeResult};
+use crate::vocabulary::{Outcome, ProbeResult};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -110,7 +110,7 @@ impl StatusBoard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::ProbeError;
+    use crate::vocabulary::ProbeError;
 
     #[test]
     fn records_failures_and_recovery() {

@@ -9,7 +9,7 @@ mod support;
 use nodevitals::config::{
     Config, DnsConfig, PathsConfig, RuntimeConfig, RuntimeKind, DEFAULT_CONFIG_PATH,
 };
-use nodevitals::probe::runtime::detect;
+use nodevitals::runtime::detect;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};

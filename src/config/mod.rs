@@ -10,10 +10,14 @@ use std::time::Duration;
 mod dns;
 mod kubernetes;
 mod runtime;
+mod signal;
+mod timeouts;
 
+pub use crate::vocabulary::RuntimeKind;
 pub use dns::{DnsConfig, DnsName, DnsQtype, DnsServer, DnsTransport};
 pub use kubernetes::{KubernetesConfig, Unreachable};
-pub use runtime::{RemediationConfig, RestartConfig, RestartMethod, RuntimeConfig, RuntimeKind};
+pub use runtime::{RemediationConfig, RestartConfig, RestartMethod, RuntimeConfig};
+pub use signal::DiagnosticSignal;
 
 /// Where the agent looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/nodevitals/config.toml";
@@ -175,7 +179,7 @@ impl Config {
     /// Parses and validates config text; `path` is only used in error messages.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let de = toml::Deserializer::new(text);
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner();
             let location = inner
@@ -193,6 +197,10 @@ impl Config {
                 message: inner.message().trim().to_owned(),
             }
         })?;
+        // The text just deserialized, so it is a valid table.
+        if let Ok(table) = text.parse::<toml::Table>() {
+            config.fit_unset_timeouts(&table);
+        }
         config
             .validate()
             .map_err(|(key, message)| ConfigError::Invalid {
@@ -220,11 +228,6 @@ impl Config {
                 return err(&key("endpoint"), msg);
             }
             check_probe_timing(&key("interval"), &key("timeout"), rt.interval, rt.timeout)?;
-            if let Some(sig) = &rt.restart.diagnostic_signal {
-                if let Err(msg) = crate::remediation::signal_by_name(sig) {
-                    return err(&key("restart.diagnostic_signal"), msg);
-                }
-            }
             if rt.restart.timeout.is_zero() {
                 return err(&key("restart.timeout"), "must be longer than 0s".into());
             }
@@ -236,6 +239,7 @@ impl Config {
             }
         }
         let r = &self.remediation;
+        r.check_hang_after(&self.runtimes)?;
         if r.failure_threshold == 0 {
             return err("remediation.failure_threshold", "must be at least 1".into());
         }
@@ -413,6 +417,28 @@ mod tests {
         .unwrap();
         assert_eq!(c.runtimes[0].restart.grace, Duration::from_secs(3));
         assert!(c.remediation.refuse_if_kills_workloads);
+    }
+
+    #[test]
+    fn hang_after_must_outlast_a_slow_runtimes_silence() {
+        let rt = "[[runtime]]\nkind = \"docker\"\nendpoint = \"/d.sock\"\ninterval = \"2s\"\ntimeout = \"1s\"\n";
+        let e = parse(&format!("{rt}[remediation]\nhang_after = \"2s\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("remediation.hang_after") && e.contains("3s"),
+            "{e}"
+        );
+        assert!(parse(&format!("{rt}[remediation]\nhang_after = \"3s\"\n")).is_ok());
+        let e = parse("[remediation]\nhang_after = \"0s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("remediation.hang_after"), "{e}");
+        // Auto-detected runtimes are probed every 10s with a 5s deadline.
+        let e = parse("[remediation]\nhang_after = \"10s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auto-detected") && e.contains("15s"), "{e}");
     }
 
     #[test]

@@ -1,34 +1,11 @@
 //! The `[[runtime]]` entries, how to restart each, and the `[remediation]`
 //! policy shared by all runtimes.
 
+use super::DiagnosticSignal;
+use crate::vocabulary::RuntimeKind;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RuntimeKind {
-    Docker,
-    Containerd,
-    Crio,
-}
-
-impl RuntimeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RuntimeKind::Docker => "docker",
-            RuntimeKind::Containerd => "containerd",
-            RuntimeKind::Crio => "crio",
-        }
-    }
-}
-
-impl fmt::Display for RuntimeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,7 +62,7 @@ pub struct RestartConfig {
     pub command: Vec<String>,
     /// `signal`: sent first so the daemon dumps its state (dockerd: SIGUSR1 writes
     /// goroutine stacks); "none" disables it. Unset = the kind's default.
-    pub diagnostic_signal: Option<String>,
+    pub diagnostic_signal: Option<DiagnosticSignal>,
     /// `signal`: how long SIGTERM may take before SIGKILL.
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
@@ -159,6 +136,45 @@ impl Default for RemediationConfig {
             recovery_timeout: Duration::from_secs(120),
             backoff_jitter: 0.2,
             refuse_if_kills_workloads: false,
+        }
+    }
+}
+
+impl RemediationConfig {
+    /// `hang_after` must leave a slow runtime room to prove itself alive: one
+    /// that answers every round late (after its deadline, before the next
+    /// round's) is silent for up to `interval + timeout` between two answers,
+    /// and must not be declared hung for it. Runtimes left to auto-detection
+    /// are probed with the default timing. Returns (key, message).
+    pub(super) fn check_hang_after(
+        &self,
+        runtimes: &[RuntimeConfig],
+    ) -> Result<(), (String, String)> {
+        let key = "remediation.hang_after";
+        if self.hang_after.is_zero() {
+            return Err((key.into(), "must be longer than 0s".into()));
+        }
+        let timing = |rt: &RuntimeConfig| (rt.interval + rt.timeout, rt.kind);
+        let slowest = if runtimes.is_empty() {
+            Some((default_runtime_interval() + default_runtime_timeout(), None))
+        } else {
+            runtimes
+                .iter()
+                .map(timing)
+                .max()
+                .map(|(silence, kind)| (silence, Some(kind)))
+        };
+        match slowest {
+            Some((silence, kind)) if self.hang_after < silence => Err((
+                key.into(),
+                format!(
+                    "{} is shorter than the interval + timeout of {} ({}): a runtime that answers every round late would be declared hung between two answers",
+                    humantime::format_duration(self.hang_after),
+                    kind.map_or_else(|| "an auto-detected runtime".to_owned(), |k| format!("runtime \"{k}\"")),
+                    humantime::format_duration(silence)
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 }

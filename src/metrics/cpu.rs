@@ -1,16 +1,14 @@
 //! CPU metrics. The per-container series are rendered from the probe's latest
-//! [`CpuSnapshot`] by a custom collector, once per snapshot (not per scrape:
-//! 1,000 containers are 7,000 series), and `/metrics` appends that text. A
-//! container's series vanish with its cgroup: there is no registry of stale
-//! series.
+//! scan (anything that is [`CpuSeries`]) by a custom collector, once per scan
+//! (not per scrape: 1,000 containers are 7,000 series), and `/metrics` appends
+//! that text. A container's series vanish with its cgroup: there is no
+//! registry of stale series.
 //! Kubernetes containers are labelled `namespace,pod,container`; others `id`
 //! (and `name` when the runtime has one).
 
 use super::exposition::{to_prometheus_text, EOF};
-use crate::config::RuntimeKind;
 use crate::gzip::Deflated;
-use crate::probe::cpu::snapshot::{ContainerSample, CpuSnapshot};
-use crate::probe::cpu::{CgroupFile, CpuError};
+use crate::vocabulary::{CgroupFile, RuntimeKind};
 use hyper::body::Bytes;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -23,6 +21,53 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock};
+
+/// How a container is named in its series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ContainerName<'a> {
+    Kubernetes {
+        namespace: &'a str,
+        pod: &'a str,
+        container: &'a str,
+    },
+    /// Not a Kubernetes container: its cgroup id, and the runtime's name if any.
+    Runtime { id: &'a str, name: Option<&'a str> },
+}
+
+/// `cpu.stat` throttling counters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ThrottleCounts {
+    pub periods: u64,
+    pub throttled_periods: u64,
+    pub throttled_ns: u64,
+}
+
+/// PSI totals of `cpu.pressure` or `/proc/pressure/cpu`, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PressureTotals {
+    pub some_us: u64,
+    pub full_us: Option<u64>,
+}
+
+/// One container's values of one scan; `None` = the series is absent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ContainerValues<'a> {
+    pub name: ContainerName<'a>,
+    pub throttling: Option<ThrottleCounts>,
+    pub usage_ns: Option<u64>,
+    pub limit_cores: Option<f64>,
+    pub throttled_ratio: Option<f64>,
+    pub pressure: Option<PressureTotals>,
+}
+
+/// What one CPU scan hands to its metrics. The probe's snapshot implements
+/// it, so these metrics never see the probe's types and the probe never
+/// sees a metric name or label.
+pub trait CpuSeries: fmt::Debug + Send + Sync + 'static {
+    fn container_count(&self) -> usize;
+    fn containers(&self) -> Vec<ContainerValues<'_>>;
+    fn node_pressure(&self) -> Option<PressureTotals>;
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FileLabels {
@@ -163,7 +208,7 @@ impl CpuMetrics {
     }
 
     /// Makes `snapshot` what the next scrape shows.
-    pub fn publish(&self, snapshot: Arc<CpuSnapshot>) {
+    pub fn publish(&self, snapshot: Arc<dyn CpuSeries>) {
         let rendered = Arc::new(Rendered::new(render(snapshot)));
         *self.rendered.write().unwrap_or_else(|e| e.into_inner()) = rendered;
     }
@@ -178,12 +223,18 @@ impl CpuMetrics {
         Arc::clone(&self.rendered.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    pub fn count_error(&self, e: &CpuError) {
-        let (family, file) = match e {
-            CpuError::Read { file, .. } => (&self.read_errors, file),
-            CpuError::Parse { file, .. } => (&self.parse_errors, file),
-        };
-        family
+    /// A file of `file`'s kind could not be read (other than a vanished cgroup).
+    pub fn count_read_error(&self, file: CgroupFile) {
+        self.read_errors
+            .get_or_create(&FileLabels {
+                file: file.as_str(),
+            })
+            .inc();
+    }
+
+    /// A file of `file`'s kind was read but its content rejected.
+    pub fn count_parse_error(&self, file: CgroupFile) {
+        self.parse_errors
             .get_or_create(&FileLabels {
                 file: file.as_str(),
             })
@@ -210,21 +261,24 @@ impl CpuMetrics {
 }
 
 /// `namespace,pod,container` for Kubernetes containers, else `id[,name]`.
-struct ContainerLabels<'a>(&'a ContainerSample);
+struct ContainerLabels<'a>(ContainerName<'a>);
 
 impl EncodeLabelSet for ContainerLabels<'_> {
     fn encode(&self, enc: &mut LabelSetEncoder) -> fmt::Result {
-        let identity = &self.0.identity;
-        match &identity.kubernetes {
-            Some(k) => {
-                ("namespace", k.namespace.as_str()).encode(enc.encode_label())?;
-                ("pod", k.pod.as_str()).encode(enc.encode_label())?;
-                ("container", k.container.as_str()).encode(enc.encode_label())
+        match self.0 {
+            ContainerName::Kubernetes {
+                namespace,
+                pod,
+                container,
+            } => {
+                ("namespace", namespace).encode(enc.encode_label())?;
+                ("pod", pod).encode(enc.encode_label())?;
+                ("container", container).encode(enc.encode_label())
             }
-            None => {
-                ("id", self.0.reading.id.as_str()).encode(enc.encode_label())?;
-                match &identity.name {
-                    Some(name) => ("name", name.as_str()).encode(enc.encode_label()),
+            ContainerName::Runtime { id, name } => {
+                ("id", id).encode(enc.encode_label())?;
+                match name {
+                    Some(name) => ("name", name).encode(enc.encode_label()),
                     None => Ok(()),
                 }
             }
@@ -238,14 +292,14 @@ const FULL: Kind = [("kind", "full")];
 
 #[derive(Debug)]
 struct SnapshotCollector {
-    snap: Arc<CpuSnapshot>,
+    snap: Arc<dyn CpuSeries>,
 }
 
 /// The exposition text of a snapshot's series, through the same encoder (and
 /// prefix) as the rest of the registry.
-fn render(snap: Arc<CpuSnapshot>) -> String {
+fn render(snap: Arc<dyn CpuSeries>) -> String {
     // About 130 bytes per series, 7 series per container.
-    let mut out = String::with_capacity(4096 + snap.containers.len() * 1024);
+    let mut out = String::with_capacity(4096 + snap.container_count() * 1024);
     let mut r = Registry::with_prefix(super::PREFIX);
     r.register_collector(Box::new(SnapshotCollector { snap }));
     if let Err(e) = prometheus_client::encoding::text::encode_registry(&mut out, &r) {
@@ -305,16 +359,16 @@ fn seconds_us(us: u64) -> f64 {
 // collectors write theirs as given.
 impl Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
-        let snap = &self.snap;
-        let all = || snap.containers.iter().map(ContainerLabels);
-        let throttling = || all().filter_map(|l| l.0.reading.throttling.map(|t| (l, t)));
+        let containers = self.snap.containers();
+        let all = || containers.iter().map(|c| (ContainerLabels(c.name), c));
+        let throttling = || all().filter_map(|(l, c)| c.throttling.map(|t| (l, t)));
         enc.encode_descriptor(
             "cpu_containers",
             "Container cgroups found by the last CPU scan.",
             None,
             MetricType::Gauge,
         )?
-        .encode_gauge(&(snap.containers.len() as u64))?;
+        .encode_gauge(&(containers.len() as u64))?;
         counters(
             &mut enc,
             "container_cpu_periods",
@@ -337,31 +391,31 @@ impl Collector for SnapshotCollector {
             &mut enc,
             "container_cpu_usage_seconds",
             "CPU time consumed by the container (cpuacct.usage on v1, cpu.stat usage_usec on v2).",
-            all().filter_map(|l| l.0.reading.usage_ns.map(|u| (l, seconds_ns(u)))),
+            all().filter_map(|(l, c)| c.usage_ns.map(|u| (l, seconds_ns(u)))),
         )?;
         gauges(
             &mut enc,
             "container_cpu_limit_cores",
             "CFS quota in cores (quota / period); absent when the container has no CPU limit.",
-            all().filter_map(|l| l.0.reading.limit.and_then(|x| x.cores()).map(|c| (l, c))),
+            all().filter_map(|(l, c)| c.limit_cores.map(|cores| (l, cores))),
         )?;
         gauges(
             &mut enc,
             "container_cpu_throttled_ratio",
             "Throttled periods / periods over the last scan interval (0 to 1).",
-            all().filter_map(|l| l.0.throttled_ratio.map(|r| (l, r))),
+            all().filter_map(|(l, c)| c.throttled_ratio.map(|r| (l, r))),
         )?;
         counters(
             &mut enc,
             "container_cpu_pressure_seconds",
             "Time some (or all) of the container's tasks were stalled waiting for CPU (cgroup v2 cpu.pressure).",
-            all().filter_map(|l| l.0.reading.pressure.map(|p| (l, p))).flat_map(|(l, p)| {
-                let some = Some(((ContainerLabels(l.0), SOME), seconds_us(p.some_us)));
-                let full = p.full_us.map(|f| ((ContainerLabels(l.0), FULL), seconds_us(f)));
+            containers.iter().filter_map(|c| c.pressure.map(|p| (c.name, p))).flat_map(|(name, p)| {
+                let some = Some(((ContainerLabels(name), SOME), seconds_us(p.some_us)));
+                let full = p.full_us.map(|f| ((ContainerLabels(name), FULL), seconds_us(f)));
                 some.into_iter().chain(full)
             }),
         )?;
-        let node = snap.node_pressure;
+        let node = self.snap.node_pressure();
         counters(
             &mut enc,
             "node_cpu_pressure_seconds",

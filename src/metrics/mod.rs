@@ -1,5 +1,15 @@
-//! The metrics registry. Every metric name and help text lives in this module
-//! (one file per area); probes get typed handles and never touch the registry.
+//! The metrics registry. Every metric name, help text and label rule lives in
+//! this module (one file per area); probes get typed handles and never touch
+//! the registry.
+//!
+//! One ownership pattern everywhere: this module depends on no probe and no
+//! remediation code. A handle's methods take the shared vocabulary
+//! (`crate::vocabulary`) or input types defined here (the CPU probe hands its
+//! scan over as a [`CpuSeries`]), so a probe knows its handle and the handle
+//! knows no probe. Why this one: the names and labels are the public contract,
+//! so they stay in one place that can be read (and checked against
+//! `tests/golden/metrics.txt`) without reading the probes; and the probes stay
+//! free to reshape their own types.
 
 mod agent;
 mod cpu;
@@ -10,7 +20,9 @@ mod remediation;
 mod runtime;
 
 pub use agent::{AgentMetrics, NodeLabels};
-pub use cpu::CpuMetrics;
+pub use cpu::{
+    ContainerName, ContainerValues, CpuMetrics, CpuSeries, PressureTotals, ThrottleCounts,
+};
 pub use dns::DnsMetrics;
 pub(crate) use dns::QueryLabels;
 pub use kubernetes::KubernetesMetrics;
@@ -126,36 +138,40 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::cpu::identity::Identity;
-    use crate::probe::cpu::scan::Reading;
-    use crate::probe::cpu::snapshot::{ContainerSample, CpuSnapshot};
-    use crate::probe::cpu::Throttling;
     use std::sync::Arc;
 
-    fn snapshot(ids: &[&str]) -> Arc<CpuSnapshot> {
-        let containers = ids
-            .iter()
-            .map(|id| ContainerSample {
-                reading: Reading {
-                    id: (*id).to_owned(),
-                    rel: format!("docker/{id}"),
-                    throttling: Some(Throttling {
-                        periods: 10,
-                        throttled_periods: 4,
-                        ..Default::default()
-                    }),
-                    usage_ns: Some(1_500_000_000),
-                    limit: None,
-                    pressure: None,
-                },
-                identity: Arc::new(Identity::default()),
+    /// A scan of containers known by id only, each 40% throttled.
+    #[derive(Debug)]
+    struct Containers(Vec<String>);
+
+    impl CpuSeries for Containers {
+        fn container_count(&self) -> usize {
+            self.0.len()
+        }
+
+        fn containers(&self) -> Vec<ContainerValues<'_>> {
+            let values = |id| ContainerValues {
+                name: ContainerName::Runtime { id, name: None },
+                throttling: Some(ThrottleCounts {
+                    periods: 10,
+                    throttled_periods: 4,
+                    throttled_ns: 0,
+                }),
+                usage_ns: Some(1_500_000_000),
+                limit_cores: None,
                 throttled_ratio: Some(0.4),
-            })
-            .collect();
-        Arc::new(CpuSnapshot {
-            containers,
-            node_pressure: None,
-        })
+                pressure: None,
+            };
+            self.0.iter().map(|id| values(id.as_str())).collect()
+        }
+
+        fn node_pressure(&self) -> Option<PressureTotals> {
+            None
+        }
+    }
+
+    fn snapshot(ids: &[&str]) -> Arc<Containers> {
+        Arc::new(Containers(ids.iter().map(|id| (*id).to_owned()).collect()))
     }
 
     fn scrape(m: &Metrics, openmetrics: bool) -> String {

@@ -1,8 +1,6 @@
 //! Runtime and kubelet metrics.
 
-use crate::config::RuntimeKind;
-use crate::probe::runtime::Operation;
-use crate::probe::Outcome;
+use crate::vocabulary::{Operation, Outcome, RuntimeKind};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

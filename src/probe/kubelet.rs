@@ -2,8 +2,9 @@
 //!
 //! Metrics: `nodevitals_kubelet_up`, `nodevitals_kubelet_request_duration_seconds`.
 
-use super::{Outcome, Probe, ProbeError, ProbeFuture, ProbeResult};
+use super::{Probe, ProbeFuture};
 use crate::metrics::KubeletMetrics;
+use crate::vocabulary::{Outcome, ProbeError, ProbeResult};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};

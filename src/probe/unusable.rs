@@ -2,7 +2,8 @@
 //! not a local socket): reported as `misconfigured` on every run rather than
 //! silently dropped, so the operator sees it in `/metrics`, `/status` and `once`.
 
-use super::{Outcome, Probe, ProbeError, ProbeFuture};
+use super::{Probe, ProbeFuture};
+use crate::vocabulary::{Outcome, ProbeError};
 use std::time::Duration;
 
 pub struct Unusable {

@@ -9,7 +9,7 @@ use super::history::History;
 use super::machine::{Observation, Policy, SkipReason, State};
 use crate::kubernetes::conditions::{ConditionType, Desired, Status};
 use crate::kubernetes::{Link, NodeEvent};
-use crate::probe::Outcome;
+use crate::vocabulary::Outcome;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::time::Instant;

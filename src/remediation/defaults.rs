@@ -74,9 +74,8 @@ impl RestartSpec {
             process: c.process.clone().unwrap_or_else(|| d.process.to_owned()),
             unit: c.unit.clone().unwrap_or_else(|| d.unit.to_owned()),
             command: c.command.clone(),
-            diagnostic_signal: match &c.diagnostic_signal {
-                // Validated with the config; a bad name cannot reach here.
-                Some(name) => signal_by_name(name).unwrap_or(None),
+            diagnostic_signal: match c.diagnostic_signal {
+                Some(s) => s.number(),
                 None => d.diagnostic_signal,
             },
             grace: c.grace,
@@ -86,23 +85,10 @@ impl RestartSpec {
     }
 }
 
-/// The diagnostic signals that may be configured; `none` disables it. Only
-/// signals that runtimes handle without exiting are offered.
-pub fn signal_by_name(name: &str) -> Result<Option<i32>, String> {
-    match name.trim_start_matches("SIG") {
-        "none" | "NONE" => Ok(None),
-        "USR1" => Ok(Some(libc::SIGUSR1)),
-        "USR2" => Ok(Some(libc::SIGUSR2)),
-        "QUIT" => Ok(Some(libc::SIGQUIT)),
-        _ => Err(format!(
-            "\"{name}\" is not one of SIGUSR1, SIGUSR2, SIGQUIT, none"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DiagnosticSignal;
 
     #[test]
     fn docker_defaults_and_overrides() {
@@ -113,7 +99,7 @@ mod tests {
         assert_eq!(s.diagnostic_signal, Some(libc::SIGUSR1));
         let c = RestartConfig {
             process: Some("my-dockerd".into()),
-            diagnostic_signal: Some("none".into()),
+            diagnostic_signal: Some(DiagnosticSignal::None),
             ..RestartConfig::default()
         };
         let s = RestartSpec::resolve(RuntimeKind::Docker, &c);
@@ -136,15 +122,6 @@ mod tests {
         assert_eq!(o.unit, "crio.service");
         assert_eq!(o.pidfile, None);
         assert!(!restart_kills_containers(RuntimeKind::Crio, None));
-    }
-
-    #[test]
-    fn signal_names() {
-        assert_eq!(signal_by_name("SIGUSR1"), Ok(Some(libc::SIGUSR1)));
-        assert_eq!(signal_by_name("QUIT"), Ok(Some(libc::SIGQUIT)));
-        assert_eq!(signal_by_name("none"), Ok(None));
-        assert!(signal_by_name("SIGKILL").is_err());
-        assert!(signal_by_name("").is_err());
     }
 
     #[test]

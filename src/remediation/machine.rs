@@ -7,7 +7,7 @@
 
 use super::history::History;
 use crate::config::RemediationConfig;
-use crate::probe::Outcome;
+use crate::vocabulary::Outcome;
 use std::time::Duration;
 use tokio::time::Instant;
 

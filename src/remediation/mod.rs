@@ -15,15 +15,14 @@ mod report;
 mod restart;
 mod state_file;
 
-pub use defaults::signal_by_name;
-
-use crate::config::{Config, RuntimeConfig};
+use crate::config::{Config, RemediationConfig, RuntimeConfig};
 use crate::kubernetes::Link;
 use crate::metrics::RemediationMetrics;
-use crate::probe::runtime::RuntimeHealth;
 use crate::status::StatusBoard;
+use crate::vocabulary::RuntimeHealth;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -47,6 +46,14 @@ impl Board {
         let section = serde_json::to_value(&*targets).unwrap_or_default();
         self.status.set_section("remediation", section);
     }
+}
+
+/// How long a request that missed its deadline may still run to deliver a
+/// late answer. Until a hang would be declared a late answer proves the
+/// runtime alive; after `hang_after` it no longer changes a decision. Never
+/// less than two deadlines, so a slow answer to a short timeout still counts.
+pub fn late_answer_window(policy: &RemediationConfig, timeout: Duration) -> Duration {
+    policy.hang_after.max(timeout * 2)
 }
 
 /// The running engines; stopping them leaves any restart in flight to finish.

@@ -6,7 +6,7 @@
 //! connection per call, each call under a deadline, on a runtime of its own
 //! so blocking tests can use it.
 
-use nodevitals::probe::runtime::cri_transport::Connection;
+use nodevitals::runtime::cri_transport::Connection;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -10,9 +10,9 @@ use super::identity::{
     NAMESPACE_LABEL, POD_LABEL, SANDBOX_CONTAINER,
 };
 use crate::config::RuntimeKind;
-use crate::probe::runtime::cri::CriClient;
-use crate::probe::runtime::cri_messages::{Container, PodSandbox};
-use crate::probe::runtime::RuntimeClient;
+use crate::runtime::cri::CriClient;
+use crate::runtime::cri_messages::{Container, PodSandbox};
+use crate::runtime::RuntimeClient;
 
 impl ContainerDirectory for CriClient {
     fn runtime(&self) -> RuntimeKind {
@@ -77,7 +77,7 @@ mod tests {
     //! runtime sends, also those the agent skips.
 
     use super::*;
-    use crate::probe::runtime::cri_messages::{
+    use crate::runtime::cri_messages::{
         ContainerMetadata, ListContainersResponse, ListPodSandboxResponse, PodSandboxMetadata,
     };
     use prost::Message;

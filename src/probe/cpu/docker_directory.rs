@@ -5,7 +5,7 @@
 
 use super::identity::{ContainerDirectory, DirectoryError, DirectoryFuture, Identity};
 use crate::config::RuntimeKind;
-use crate::probe::runtime::docker::DockerClient;
+use crate::runtime::docker::DockerClient;
 use bollard::query_parameters::ListContainersOptions;
 
 impl ContainerDirectory for DockerClient {

@@ -76,6 +76,18 @@ pub fn detect(root: &Path) -> Result<Layout, String> {
     ))
 }
 
+/// How cgroups are mounted at `root`, for `nodevitals_node_info`: `v2`
+/// (unified), `hybrid` (v1 controllers plus a unified mount) or `v1`.
+pub fn mount_kind(root: &Path) -> &'static str {
+    if root.join("cgroup.controllers").exists() {
+        "v2"
+    } else if root.join("unified").join("cgroup.controllers").exists() {
+        "hybrid"
+    } else {
+        "v1"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,53 +30,8 @@ pub use pressure::Pressure;
 pub use probe::{CpuProbe, CpuProbeConfig};
 pub use stat::{CgroupVersion, Throttling};
 
+use crate::vocabulary::CgroupFile;
 use std::path::PathBuf;
-
-/// The files the probe reads; `as_str` is the `file` label of its error counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CgroupFile {
-    CpuStat,
-    CpuMax,
-    CfsQuota,
-    CfsPeriod,
-    CpuacctUsage,
-    CpuPressure,
-    /// `/proc/pressure/cpu`.
-    NodePressure,
-}
-
-impl CgroupFile {
-    pub const ALL: &'static [CgroupFile] = &[
-        CgroupFile::CpuStat,
-        CgroupFile::CpuMax,
-        CgroupFile::CfsQuota,
-        CgroupFile::CfsPeriod,
-        CgroupFile::CpuacctUsage,
-        CgroupFile::CpuPressure,
-        CgroupFile::NodePressure,
-    ];
-
-    /// The file name in its directory (`/proc/pressure` for the node's).
-    pub fn file_name(self) -> &'static str {
-        match self {
-            CgroupFile::NodePressure => "cpu",
-            other => other.as_str(),
-        }
-    }
-
-    /// The `file` label: the file name, `pressure/cpu` for the node's.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CgroupFile::CpuStat => "cpu.stat",
-            CgroupFile::CpuMax => "cpu.max",
-            CgroupFile::CfsQuota => "cpu.cfs_quota_us",
-            CgroupFile::CfsPeriod => "cpu.cfs_period_us",
-            CgroupFile::CpuacctUsage => "cpuacct.usage",
-            CgroupFile::CpuPressure => "cpu.pressure",
-            CgroupFile::NodePressure => "pressure/cpu",
-        }
-    }
-}
 
 /// Why a file's content was rejected. Pure parsers return it; it never panics
 /// and never turns into a zero.

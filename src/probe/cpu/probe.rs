@@ -10,8 +10,9 @@ use super::scan::{Scan, Scanner};
 use super::snapshot::History;
 use super::CpuError;
 use crate::metrics::CpuMetrics;
-use crate::probe::{Outcome, Probe, ProbeError, ProbeFuture, ProbeResult};
+use crate::probe::{Probe, ProbeFuture};
 use crate::status::StatusBoard;
+use crate::vocabulary::{CgroupFile, Outcome, ProbeError, ProbeResult};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, TryLockError};
@@ -49,7 +50,7 @@ struct State {
     identities: IdentityCache,
     history: History,
     /// Error kinds already logged at warn level; repeats go to debug.
-    warned: HashSet<(bool, super::CgroupFile)>,
+    warned: HashSet<(bool, CgroupFile)>,
 }
 
 pub struct CpuProbeConfig {
@@ -132,12 +133,17 @@ impl CpuProbe {
         })
     }
 
-    fn count_errors(&self, errors: &[CpuError], warned: &mut HashSet<(bool, super::CgroupFile)>) {
+    fn count_errors(&self, errors: &[CpuError], warned: &mut HashSet<(bool, CgroupFile)>) {
         for e in errors {
-            self.metrics.count_error(e);
             let key = match e {
-                CpuError::Read { file, .. } => (true, *file),
-                CpuError::Parse { file, .. } => (false, *file),
+                CpuError::Read { file, .. } => {
+                    self.metrics.count_read_error(*file);
+                    (true, *file)
+                }
+                CpuError::Parse { file, .. } => {
+                    self.metrics.count_parse_error(*file);
+                    (false, *file)
+                }
             };
             if warned.insert(key) {
                 tracing::warn!(error = %e, "cpu probe: file rejected (repeats are logged at debug level)");

@@ -69,8 +69,8 @@ impl Scanner {
 #[cfg(test)]
 mod tests {
     use super::super::limit_cache::REFRESH_SCANS;
-    use super::super::CgroupFile;
     use super::*;
+    use crate::vocabulary::CgroupFile;
     use std::path::PathBuf;
 
     const ID: &str = "3f1c2b0e9d8a7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b";

@@ -2,12 +2,14 @@
 //! one [`ContainerSample`] per live container cgroup with its identity and its
 //! throttled ratio over the last interval. Replaced whole after every scan, so
 //! a container that is gone is simply absent from the next scrape.
-//! The collector in `metrics/cpu.rs` emits every `nodevitals_container_cpu_*`
-//! and `nodevitals_node_cpu_pressure_seconds_total` series from it.
+//! It is the [`CpuSeries`] from which `metrics/cpu.rs` emits every
+//! `nodevitals_container_cpu_*` and `nodevitals_node_cpu_pressure_seconds_total`
+//! series.
 
 use super::identity::Identity;
 use super::pressure::Pressure;
 use super::scan::Reading;
+use crate::metrics::{ContainerName, ContainerValues, CpuSeries, PressureTotals, ThrottleCounts};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -93,6 +95,61 @@ impl History {
             containers,
             node_pressure,
         }
+    }
+}
+
+impl From<Pressure> for PressureTotals {
+    fn from(p: Pressure) -> Self {
+        PressureTotals {
+            some_us: p.some_us,
+            full_us: p.full_us,
+        }
+    }
+}
+
+impl ContainerSample {
+    fn values(&self) -> ContainerValues<'_> {
+        let r = &self.reading;
+        let name = match &self.identity.kubernetes {
+            Some(k) => ContainerName::Kubernetes {
+                namespace: &k.namespace,
+                pod: &k.pod,
+                container: &k.container,
+            },
+            None => ContainerName::Runtime {
+                id: &r.id,
+                name: self.identity.name.as_deref(),
+            },
+        };
+        ContainerValues {
+            name,
+            throttling: r.throttling.map(|t| ThrottleCounts {
+                periods: t.periods,
+                throttled_periods: t.throttled_periods,
+                throttled_ns: t.throttled_ns,
+            }),
+            usage_ns: r.usage_ns,
+            limit_cores: r.limit.and_then(|l| l.cores()),
+            throttled_ratio: self.throttled_ratio,
+            pressure: r.pressure.map(PressureTotals::from),
+        }
+    }
+}
+
+impl CpuSeries for CpuSnapshot {
+    fn container_count(&self) -> usize {
+        self.containers.len()
+    }
+
+    fn containers(&self) -> Vec<ContainerValues<'_>> {
+        self.containers
+            .iter()
+            .map(ContainerSample::values)
+            .collect()
+    }
+
+    fn node_pressure(&self) -> Option<PressureTotals> {
+        self.node_pressure.map(PressureTotals::from)
     }
 }
 

@@ -18,9 +18,10 @@ pub(crate) mod sockets;
 pub(crate) mod stub;
 pub(crate) mod wire;
 
-use super::{Outcome, Probe, ProbeError, ProbeFuture, ProbeResult};
+use super::{Probe, ProbeFuture};
 use crate::config::{DnsConfig, DnsQtype};
 use crate::metrics::{DnsMetrics, QueryLabels};
+use crate::vocabulary::{Outcome, ProbeError, ProbeResult};
 use hickory_proto::rr::Name;
 use queries::Target;
 use resolv_conf::{parse_resolv_conf, ResolvConf};

@@ -1,5 +1,5 @@
 //! Container-runtime probes. One generic [`RuntimeProbe`] drives any
-//! [`RuntimeClient`] (Docker today, CRI runtimes through the same interface): it
+//! [`RuntimeClient`] (Docker and CRI runtimes, in `crate::runtime`): it
 //! checks the socket, runs each operation under its own deadline, lets a request
 //! that missed its deadline finish in the background (bounded) so a late answer
 //! proves the runtime alive, and publishes a [`RuntimeHealth`] for remediation.
@@ -8,125 +8,15 @@
 //! `_requests_total`, `_late_answers_total`, `_consecutive_failures`,
 //! `_containers`, `_pod_sandboxes`, `_condition`, `_live_restore`.
 
-pub mod classify;
-pub mod cri;
-pub(crate) mod cri_messages;
-// Public (hidden) so the tests' CRI client speaks gRPC over the same transport.
-#[doc(hidden)]
-pub mod cri_transport;
-pub mod detect;
-pub mod docker;
-
-use crate::config::RuntimeKind;
 use crate::metrics::RuntimeMetrics;
-use crate::probe::{Outcome, Probe, ProbeError, ProbeFuture, ProbeResult};
-use std::future::Future;
-use std::pin::Pin;
+use crate::probe::{Probe, ProbeFuture};
+use crate::runtime::{classify, Answer, CallError, RuntimeClient};
+use crate::vocabulary::{Operation, Outcome, ProbeError, ProbeResult, RuntimeHealth, RuntimeKind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
-
-/// One request a probe round makes; its `as_str` is the `operation` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    Ping,
-    ListContainers,
-    Info,
-    Version,
-    Status,
-    ListPodSandbox,
-}
-
-impl Operation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Ping => "ping",
-            Operation::ListContainers => "list_containers",
-            Operation::Info => "info",
-            Operation::Version => "version",
-            Operation::Status => "status",
-            Operation::ListPodSandbox => "list_pod_sandbox",
-        }
-    }
-}
-
-/// What a successful operation learned.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
-    /// The runtime answered; nothing to record beyond latency.
-    Alive,
-    /// Container counts by state (every state of the runtime's closed set).
-    Containers(Vec<(&'static str, u64)>),
-    /// Pod sandbox counts by state (CRI runtimes).
-    Sandboxes(Vec<(&'static str, u64)>),
-    /// Runtime conditions such as CRI `RuntimeReady`.
-    Conditions(Vec<(String, bool)>),
-    /// The runtime does not serve this operation's API (containerd with its
-    /// CRI plugin disabled): nothing was asked and nothing is recorded.
-    NotServed,
-    /// Whether running containers survive a restart of the runtime (Docker's
-    /// `LiveRestoreEnabled`); `None` when the runtime did not say.
-    LiveRestore(Option<bool>),
-}
-
-/// Counts items per state over a runtime's full, closed state set (zeros
-/// included, so every series exists); states outside the set are not counted.
-pub fn count_states<S: AsRef<str>>(
-    all: &'static [&'static str],
-    seen: impl Iterator<Item = S>,
-) -> Vec<(&'static str, u64)> {
-    let mut counts: Vec<(&'static str, u64)> = all.iter().map(|s| (*s, 0)).collect();
-    for state in seen {
-        if let Some(slot) = counts
-            .iter_mut()
-            .find(|(s, _)| s.eq_ignore_ascii_case(state.as_ref()))
-        {
-            slot.1 += 1;
-        }
-    }
-    counts
-}
-
-/// A failed operation. `answered` is true when the runtime did reply (with an
-/// error): a reply of any kind proves the daemon is not hung.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallError {
-    pub outcome: Outcome,
-    pub answered: bool,
-    pub message: String,
-}
-
-pub type CallFuture = Pin<Box<dyn Future<Output = Result<Answer, CallError>> + Send>>;
-
-/// One small trait per external system: how to talk to one runtime.
-pub trait RuntimeClient: Send + Sync + 'static {
-    fn kind(&self) -> RuntimeKind;
-    fn socket(&self) -> &std::path::Path;
-    /// The operations of one probe round, in order. The first is the liveness call.
-    fn operations(&self) -> &'static [Operation];
-    /// Operations too costly for every round (Docker's `/info`), run on the
-    /// first round and every `OCCASIONAL_EVERY` rounds after it.
-    fn occasional_operations(&self) -> &'static [Operation] {
-        &[]
-    }
-    /// Starts `op`. The future must be `'static` so it can outlive its deadline.
-    fn call(&self, op: Operation) -> CallFuture;
-}
-
-/// What remediation needs to know about a runtime, updated after every round.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RuntimeHealth {
-    pub rounds: u64,
-    pub last_outcome: Option<Outcome>,
-    pub consecutive_failures: u32,
-    /// The last time the runtime answered anything, late answers included.
-    pub last_answer: Option<Instant>,
-    pub running_containers: Option<u64>,
-    /// The last `LiveRestore` answer: whether a restart spares running containers.
-    pub live_restore: Option<bool>,
-}
 
 /// What a successful round learned.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -138,7 +138,7 @@ mod tests {
         let config = RestartConfig {
             pidfile: Some(pidfile),
             process: Some(procfs.exe_name(pid).unwrap()),
-            diagnostic_signal: Some("none".into()),
+            diagnostic_signal: Some(crate::config::DiagnosticSignal::None),
             grace,
             systemctl: "/nonexistent/systemctl".into(),
             ..RestartConfig::default()

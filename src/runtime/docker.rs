@@ -3,9 +3,8 @@
 //! `/info` for `LiveRestoreEnabled` (whether a restart kills containers).
 
 use super::classify::classify_error;
-use super::{count_states, Answer, CallError, CallFuture, Operation, RuntimeClient};
-use crate::config::RuntimeKind;
-use crate::probe::Outcome;
+use super::{count_states, Answer, CallError, CallFuture, RuntimeClient};
+use crate::vocabulary::{Operation, Outcome, RuntimeKind};
 use bollard::query_parameters::ListContainersOptions;
 use bollard::{ClientVersion, Docker};
 use std::path::{Path, PathBuf};

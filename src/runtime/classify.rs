@@ -5,7 +5,7 @@
 //! says the socket does not serve the API or refuses us.
 
 use super::CallError;
-use crate::probe::{Outcome, ProbeError};
+use crate::vocabulary::{Outcome, ProbeError};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;

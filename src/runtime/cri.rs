@@ -14,8 +14,9 @@
 use super::classify::{classify_error, classify_status};
 use super::cri_messages::{self as msg, CONTAINER_STATES, SANDBOX_STATES};
 use super::cri_transport::Connection;
-use super::{count_states, Answer, CallError, CallFuture, Operation, RuntimeClient};
+use super::{count_states, Answer, CallError, CallFuture, RuntimeClient};
 use crate::config::RuntimeKind;
+use crate::vocabulary::Operation;
 use http::uri::{PathAndQuery, Uri};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -280,7 +281,7 @@ fn conditions(resp: &msg::StatusResponse) -> Vec<(String, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::Outcome;
+    use crate::vocabulary::Outcome;
 
     #[test]
     fn conditions_are_the_closed_set() {
