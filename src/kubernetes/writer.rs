@@ -195,10 +195,18 @@ impl Writer {
             api.metrics()
                 .set_condition(t.as_str(), w.desired.status.as_str());
         }
-        self.shared.board.set(
-            "conditions",
-            serde_json::to_value(&next).unwrap_or_default(),
-        );
+        let shown: serde_json::Map<String, serde_json::Value> = next
+            .iter()
+            .map(|(t, w)| {
+                (
+                    t.as_str().to_owned(),
+                    serde_json::to_value(w).unwrap_or_default(),
+                )
+            })
+            .collect();
+        self.shared
+            .board
+            .set("conditions", serde_json::Value::Object(shown));
         self.written.extend(next);
         self.last_write = Some(Instant::now());
         Ok(())

@@ -164,6 +164,8 @@ impl Engine {
             // dead runtime rather than a wrong path, across agent restarts.
             self.save().await;
         }
+        // Before acting: a restart takes seconds, the cluster must not wait.
+        self.report_round(&obs);
         match decision {
             Decision::Nothing => {}
             Decision::Skip(reason) => self.skipped(reason, &obs),
