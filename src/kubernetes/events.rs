@@ -11,7 +11,7 @@ use super::client::{ApiClient, CallError};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -19,8 +19,6 @@ use tokio::time::Instant;
 const SERIES_WINDOW: Duration = Duration::from_secs(600);
 /// A series' count is written at most this often.
 pub(crate) const SERIES_FLUSH: Duration = Duration::from_secs(30);
-/// Events not yet written (the API server unreachable) beyond this are dropped.
-const MAX_PENDING: usize = 32;
 /// The API server's limit on `note`.
 const MAX_NOTE: usize = 1024;
 /// Where events about cluster-scoped objects live.
@@ -37,9 +35,15 @@ pub(crate) struct NodeEvent {
     pub note: String,
 }
 
+/// One Event object and the repeats counted on it.
 struct Series {
+    /// Chosen when first seen, so a create retried after a lost answer finds
+    /// the object it made (409) instead of making a second one.
     name: String,
+    event: NodeEvent,
+    first_seen: Instant,
     count: i32,
+    /// 0 = the object is not created yet.
     written_count: i32,
     last_seen: Instant,
     written_at: Instant,
@@ -51,57 +55,79 @@ pub(crate) struct NodeRef {
     pub uid: String,
 }
 
+/// One series per reason and action: the number of objects (and of requests
+/// per flush) is bounded by the closed set of reasons.
 #[derive(Default)]
 pub(crate) struct EventLog {
-    pending: VecDeque<(NodeEvent, Instant)>,
     series: BTreeMap<(&'static str, &'static str), Series>,
 }
 
 impl EventLog {
-    pub(crate) fn push(&mut self, e: NodeEvent, now: Instant) {
-        if let Some(s) = self.series.get_mut(&(e.reason, e.action)) {
+    pub(crate) fn push(&mut self, e: NodeEvent, node: &str, now: Instant) {
+        let key = (e.reason, e.action);
+        if let Some(s) = self.series.get_mut(&key) {
             if now.saturating_duration_since(s.last_seen) < SERIES_WINDOW {
                 s.count = s.count.saturating_add(1);
                 s.last_seen = now;
                 return;
             }
         }
-        if self.pending.len() >= MAX_PENDING {
-            self.pending.pop_front();
-        }
-        self.pending.push_back((e, now));
+        let nanos = k8s_openapi::jiff::Timestamp::now().as_nanosecond();
+        self.series.insert(
+            key,
+            Series {
+                name: format!("{node}.{nanos:x}"),
+                event: e,
+                first_seen: now,
+                count: 1,
+                written_count: 0,
+                last_seen: now,
+                written_at: now,
+            },
+        );
     }
 
-    /// When a series count is next due to be written, if any is.
+    /// When something is next due to be written, if anything is.
     pub(crate) fn next_due(&self) -> Option<Instant> {
         self.series
             .values()
             .filter(|s| s.count != s.written_count)
-            .map(|s| s.written_at + SERIES_FLUSH)
+            .map(|s| {
+                if s.written_count == 0 {
+                    s.first_seen
+                } else {
+                    s.written_at + SERIES_FLUSH
+                }
+            })
             .min()
     }
 
-    /// Writes new events, then the series counts that are due. Stops at the
-    /// first failure; what was not written stays for the next attempt.
+    /// Creates the new events (oldest first), then writes the series counts
+    /// that are due. Stops at the first failure; what was not written stays
+    /// for the next attempt.
     pub(crate) async fn flush(&mut self, api: &ApiClient, node: &NodeRef) -> Result<(), CallError> {
         let events: kube::Api<Event> = kube::Api::namespaced(api.client.clone(), NAMESPACE);
-        while let Some((e, at)) = self.pending.front().cloned() {
-            let body = event_object(&e, node);
-            let created = api
+        let mut new: Vec<_> = self
+            .series
+            .iter()
+            .filter(|(_, s)| s.written_count == 0)
+            .map(|(k, s)| (s.first_seen, *k))
+            .collect();
+        new.sort();
+        for (_, key) in new {
+            let Some(s) = self.series.get_mut(&key) else {
+                continue;
+            };
+            let body = event_object(&s.event, &s.name, node);
+            match api
                 .call("create_event", events.create(&Default::default(), &body))
-                .await?;
-            self.pending.pop_front();
-            let name = created.metadata.name.unwrap_or_default();
-            self.series.insert(
-                (e.reason, e.action),
-                Series {
-                    name,
-                    count: 1,
-                    written_count: 1,
-                    last_seen: at,
-                    written_at: Instant::now(),
-                },
-            );
+                .await
+            {
+                Ok(_) | Err(CallError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+            s.written_count = 1;
+            s.written_at = Instant::now();
         }
         let now = Instant::now();
         for s in self.series.values_mut() {
@@ -134,7 +160,7 @@ fn micro_now() -> MicroTime {
     MicroTime(k8s_openapi::jiff::Timestamp::now())
 }
 
-fn event_object(e: &NodeEvent, node: &NodeRef) -> Event {
+fn event_object(e: &NodeEvent, name: &str, node: &NodeRef) -> Event {
     let mut note = e.note.clone();
     if note.len() > MAX_NOTE {
         let mut cut = MAX_NOTE - 3;
@@ -144,10 +170,9 @@ fn event_object(e: &NodeEvent, node: &NodeRef) -> Event {
         note.truncate(cut);
         note.push_str("...");
     }
-    let nanos = k8s_openapi::jiff::Timestamp::now().as_nanosecond();
     Event {
         metadata: ObjectMeta {
-            name: Some(format!("{}.{:x}", node.name, nanos)),
+            name: Some(name.to_owned()),
             namespace: Some(NAMESPACE.into()),
             ..Default::default()
         },
@@ -186,44 +211,44 @@ mod tests {
     async fn repeats_join_a_series_until_the_window_passes() {
         let mut log = EventLog::default();
         let t0 = Instant::now();
-        log.push(ev("RuntimeRestartSkipped"), t0);
-        assert_eq!(log.pending.len(), 1);
-        // Written: now a series exists.
-        log.series.insert(
-            ("RuntimeRestartSkipped", "Skip"),
-            Series {
-                name: "n.1".into(),
-                count: 1,
-                written_count: 1,
-                last_seen: t0,
-                written_at: t0,
-            },
-        );
-        log.pending.clear();
+        log.push(ev("RuntimeRestartSkipped"), "n", t0);
+        assert_eq!(log.next_due(), Some(t0), "a new event is due at once");
+        let name = log.series[&("RuntimeRestartSkipped", "Skip")].name.clone();
         for i in 1..=100 {
-            log.push(ev("RuntimeRestartSkipped"), t0 + Duration::from_secs(i));
+            log.push(
+                ev("RuntimeRestartSkipped"),
+                "n",
+                t0 + Duration::from_secs(i),
+            );
         }
-        assert!(log.pending.is_empty(), "repeats create no objects");
-        let s = &log.series[&("RuntimeRestartSkipped", "Skip")];
-        assert_eq!(s.count, 101);
+        log.push(ev("RuntimeRecovered"), "n", t0);
+        assert_eq!(log.series.len(), 2, "repeats create no objects");
+        let s = log
+            .series
+            .get_mut(&("RuntimeRestartSkipped", "Skip"))
+            .unwrap();
+        assert_eq!((s.count, s.name.as_str()), (101, name.as_str()));
+        // Once created, the count is written a flush period later.
+        s.written_count = 1;
+        s.written_at = t0;
+        log.series
+            .get_mut(&("RuntimeRecovered", "Skip"))
+            .unwrap()
+            .written_count = 1;
         assert_eq!(log.next_due(), Some(t0 + SERIES_FLUSH));
         // Quiet for longer than the window: a new object.
         log.push(
             ev("RuntimeRestartSkipped"),
+            "n",
             t0 + Duration::from_secs(100) + SERIES_WINDOW,
         );
-        assert_eq!(log.pending.len(), 1);
+        let s = &log.series[&("RuntimeRestartSkipped", "Skip")];
+        assert_eq!((s.count, s.written_count), (1, 0));
+        assert_ne!(s.name, name);
     }
 
     #[test]
-    fn pending_is_bounded_and_notes_fit_the_api_limit() {
-        let mut log = EventLog::default();
-        let now = Instant::now();
-        for _ in 0..(MAX_PENDING * 3) {
-            log.push(ev("A"), now);
-            log.series.clear();
-        }
-        assert_eq!(log.pending.len(), MAX_PENDING);
+    fn notes_fit_the_api_limit() {
         let long = NodeEvent {
             note: "é".repeat(2000),
             ..ev("A")
@@ -232,9 +257,10 @@ mod tests {
             name: "n".into(),
             uid: "u".into(),
         };
-        let e = event_object(&long, &node);
+        let e = event_object(&long, "n.1", &node);
         assert!(e.note.unwrap().len() <= MAX_NOTE);
         assert_eq!(e.regarding.unwrap().uid.as_deref(), Some("u"));
         assert_eq!(e.reporting_controller.as_deref(), Some("nodevitals"));
+        assert_eq!(e.metadata.name.as_deref(), Some("n.1"));
     }
 }

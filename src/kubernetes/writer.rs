@@ -61,7 +61,7 @@ impl Writer {
             tokio::select! {
                 _ = self.shared.changed.notified() => {}
                 e = self.events_rx.recv() => match e {
-                    Some(e) => self.events.push(e, Instant::now()),
+                    Some(e) => self.events.push(e, &self.node, Instant::now()),
                     None => return,
                 },
                 _ = tokio::time::sleep_until(due) => {}

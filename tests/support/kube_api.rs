@@ -135,12 +135,42 @@ impl KubeApi {
             .collect()
     }
 
-    /// Every request served, as (verb, group, resource[/subresource], namespace).
+    /// One request as an operator's kubectl would make it (curl with the CA
+    /// and the operator's token, not the agent's);
+    /// returns the HTTP status.
+    pub fn kubectl(&self, method: &str, path: &str, body: &str) -> u16 {
+        let dir = self.dir.path();
+        let token = std::fs::read_to_string(dir.join("admin-token")).expect("stand-in token");
+        let out = super::process::output(
+            Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "--max-time",
+                    "20",
+                ])
+                .arg("--cacert")
+                .arg(dir.join("ca.crt"))
+                .args(["-H", &format!("Authorization: Bearer {}", token.trim())])
+                .args(["-H", "Content-Type: application/json", "-X", method])
+                .args(["--data-binary", body])
+                .arg(format!("https://127.0.0.1:{}{path}", self.port)),
+        )
+        .expect("curl");
+        out.parse().unwrap_or(0)
+    }
+
+    /// Every request the agent made (not the operator's): verb, group,
+    /// resource, subresource, namespace, name.
     pub fn requests(&self) -> Vec<serde_json::Value> {
         let text =
             std::fs::read_to_string(self.dir.path().join("requests.jsonl")).unwrap_or_default();
         text.lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|r| r["user"] == "agent")
             .collect()
     }
 }

@@ -218,7 +218,7 @@ class Api:
         with self.record_lock, open(self.args.record, "a") as f:
             f.write(json.dumps(entry) + "\n")
 
-    def handle(self, method, path, query, headers, body):
+    def handle(self, user, method, path, query, headers, body):
         """Returns (code, object). Raises Invalid for 422."""
         m = PATH_RE.match(path)
         if not m:
@@ -229,7 +229,7 @@ class Api:
         kind = KINDS.get((group, version, plural))
         verb = {"GET": "get" if name else "list", "POST": "create", "PUT": "update",
                 "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
-        self.record({"verb": verb, "group": group, "resource": plural, "subresource": sub or "",
+        self.record({"user": user, "verb": verb, "group": group, "resource": plural, "subresource": sub or "",
                      "namespace": ns, "name": name or ""})
         if kind is None or (plural in CLUSTER_SCOPED) == bool(ns) or (sub and sub != "status"):
             return 404, status(404, "NotFound", "the server could not find the requested resource")
@@ -245,7 +245,7 @@ class Api:
                          if g == group and p == plural and n == ns]
                 return 200, {"apiVersion": "v1", "kind": kind + "List",
                              "metadata": {"resourceVersion": str(self.store.rv)}, "items": items}
-            obj = self.parse(body)
+            obj = self.parse(body) if method in ("POST", "PUT", "PATCH") else None
             if method == "POST" and not name:
                 return self.create(obj, kind, group, version, plural, ns, key)
             if method == "PUT" and name:
@@ -394,7 +394,9 @@ def handler(api):
             if length > MAX_BODY:
                 return self.reply(413, status(413, "RequestEntityTooLarge", "request is too large"))
             body = self.rfile.read(length) if length else b""
-            if self.headers.get("Authorization") != "Bearer " + api.args.token_value:
+            user = {"Bearer " + api.args.token_value: "agent",
+                    "Bearer " + api.args.admin_token: "admin"}.get(self.headers.get("Authorization"))
+            if user is None:
                 return self.reply(401, status(401, "Unauthorized", "Unauthorized"))
             mode = api.mode
             if mode == "delay":
@@ -405,7 +407,7 @@ def handler(api):
                 return self.reply(200, b"\x00<html>not json \xff", "application/json")
             path, _, query = self.path.partition("?")
             try:
-                code, obj = api.handle(self.command, path, query, self.headers, body)
+                code, obj = api.handle(user, self.command, path, query, self.headers, body)
             except BadRequest as e:
                 code, obj = 400, status(400, "BadRequest", str(e))
             except Invalid as e:
@@ -465,6 +467,13 @@ def main():
             f.write(secrets.token_hex(16))
     with open(token_path) as f:
         args.token_value = f.read().strip()
+    # A second identity, the operator's (kubectl), whose requests RBAC checks skip.
+    admin_path = os.path.join(args.dir, "admin-token")
+    if not os.path.exists(admin_path):
+        with open(admin_path, "w") as f:
+            f.write(secrets.token_hex(16))
+    with open(admin_path) as f:
+        args.admin_token = f.read().strip()
     ca = os.path.join(args.dir, "ca.crt")
     if not os.path.exists(os.path.join(args.dir, "server.crt")):
         make_certs(args.dir)
