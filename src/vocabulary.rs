@@ -128,6 +128,8 @@ pub struct RuntimeHealth {
     pub running_containers: Option<u64>,
     /// The last `LiveRestore` answer: whether a restart spares running containers.
     pub live_restore: Option<bool>,
+    /// The runtime's root directory (Docker's `DockerRootDir`), once known.
+    pub root_dir: Option<std::path::PathBuf>,
 }
 
 /// The files the probe reads; `as_str` is the `file` label of its error counters.

@@ -16,7 +16,7 @@ mod timeouts;
 pub use crate::vocabulary::RuntimeKind;
 pub use dns::{DnsConfig, DnsName, DnsQtype, DnsServer, DnsTransport};
 pub use kubernetes::{KubernetesConfig, Unreachable};
-pub use runtime::{RemediationConfig, RestartConfig, RestartMethod, RuntimeConfig};
+pub use runtime::{DiskFullPolicy, RemediationConfig, RestartConfig, RestartMethod, RuntimeConfig};
 pub use signal::DiagnosticSignal;
 
 /// Where the agent looks for its config when `--config` is not given.

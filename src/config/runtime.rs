@@ -117,6 +117,24 @@ pub struct RemediationConfig {
     /// Refuse a restart that would kill running containers (dockerd without
     /// live-restore), reporting `skipped_total{reason="kills_workloads"}`.
     pub refuse_if_kills_workloads: bool,
+    /// Most threads in `D` this long without running: the runtime is blocked
+    /// in the kernel, a restart cannot help (`skipped_total{reason="unkillable"}`).
+    #[serde(with = "humantime_serde")]
+    pub blocked_after: Duration,
+    /// What a hang does while the runtime's root directory is full.
+    pub on_disk_full: DiskFullPolicy,
+    /// Stack dumps kept per runtime under `<state_dir>/dumps`.
+    pub keep_dumps: u32,
+}
+
+/// `[remediation] on_disk_full`: restart a hung runtime whose root directory
+/// is full, or hold the restart back (`skipped_total{reason="disk_full"}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskFullPolicy {
+    Restart,
+    #[default]
+    Skip,
 }
 
 impl Default for RemediationConfig {
@@ -136,6 +154,9 @@ impl Default for RemediationConfig {
             recovery_timeout: Duration::from_secs(120),
             backoff_jitter: 0.2,
             refuse_if_kills_workloads: false,
+            blocked_after: Duration::from_secs(10),
+            on_disk_full: DiskFullPolicy::Skip,
+            keep_dumps: 5,
         }
     }
 }

@@ -148,6 +148,12 @@ impl ClusterReport {
             SkipReason::Paused => Some(("FleetPaused", format!(
                 "{t} is hung but restarts are paused fleet-wide (ConfigMap {pause_configmap} exists); delete it to let nodevitals restart {t}."
             ))),
+            SkipReason::Unkillable => Some(("RuntimeUnkillable", format!(
+                "{t} is blocked in the kernel or frozen, so a restart cannot help; the node needs a reboot or replacement."
+            ))),
+            SkipReason::DiskFull => Some(("RuntimeRootFull", format!(
+                "{t} is hung and its root directory is full, so the restart is held (remediation.on_disk_full); free space on the node."
+            ))),
             SkipReason::KillsWorkloads => Some(("RestartRefused", format!(
                 "{t} is hung and a restart would kill running containers, which the policy refuses (remediation.refuse_if_kills_workloads)."
             ))),

@@ -1,24 +1,31 @@
 //! The engine of one runtime target: follows the `RuntimeHealth` its probe
 //! publishes after every round, feeds the state machine, calls the restarter,
 //! verifies recovery (time to answer again, running containers before and
-//! after), persists the history and publishes metrics and `/status`.
+//! after), persists the history and publishes metrics and `/status`. While
+//! the runtime fails, it diagnoses its process and node first (`diagnosis`):
+//! a process blocked in the kernel, or a full root under `on_disk_full =
+//! "skip"`, holds the restart back; after a restart it keeps the stack dump.
 //!
 //! Metrics: `nodevitals_remediation_state`, `_restarts_total`,
 //! `_skipped_total`, `_recovery_seconds`, `_next_allowed_timestamp_seconds`,
-//! `_state_file_errors_total`.
+//! `_state_file_errors_total`, `_hang_class`, `_dumps_kept`,
+//! `nodevitals_runtime_root_free_bytes`, `_free_inodes`,
+//! `nodevitals_node_io_pressure_seconds_total`, `_memory_pressure_seconds_total`.
 
 use super::cluster_report::ClusterReport;
 use super::defaults::{restart_kills_containers, RestartSpec};
+use super::diagnosis::storage::{self, RootSpace};
+use super::diagnosis::{dumps, Class, Diagnoser, Diagnosis};
 use super::history::{Event, WallClock, MAX_EVENTS};
 use super::machine::{
     Decision, Machine, Observation, Policy, RestartEnd, SkipReason, State, Uptimes,
 };
-use super::procfs::Procfs;
+use super::procfs::{Process, Procfs};
 use super::report;
-use super::restart::Restarter;
+use super::restart::{RestartError, Restarter};
 use super::state_file::{self, Persisted, StateFileError};
 use super::Board;
-use crate::config::RuntimeKind;
+use crate::config::{DiskFullPolicy, RuntimeKind};
 use crate::kubernetes::{Link, SlotGuard, Verdict};
 use crate::metrics::RemediationMetrics;
 use crate::vocabulary::{Outcome, RuntimeHealth};
@@ -43,6 +50,11 @@ pub(crate) struct EngineParts {
     pub cluster: Link,
     /// For messages: the ConfigMap that pauses the fleet.
     pub pause_configmap: String,
+    pub diagnoser: Diagnoser,
+    pub on_disk_full: DiskFullPolicy,
+    /// Where stack dumps are kept (`<state_dir>/dumps`), and how many.
+    pub dumps_dir: PathBuf,
+    pub keep_dumps: usize,
 }
 
 pub(crate) struct Engine {
@@ -61,6 +73,15 @@ pub(crate) struct Engine {
     report: ClusterReport,
     /// The fleet restart slot, held from the restart until it settles.
     slot: Option<SlotGuard>,
+    /// The runtime's process while it fails (found once per failing streak).
+    process: Option<Process>,
+    /// The diagnosis of this failing round.
+    diagnosis: Option<Diagnosis>,
+    /// The diagnosis attached to the last hang decision, with its Unix time.
+    last_hang: Option<(f64, Diagnosis)>,
+    root_dir: Option<PathBuf>,
+    root_space: Option<RootSpace>,
+    dumps_kept: usize,
 }
 
 impl Engine {
@@ -69,7 +90,10 @@ impl Engine {
         let method = report::method_name(p.spec.method);
         let states = State::ALL.map(State::as_str);
         let reasons = SkipReason::ALL.map(SkipReason::as_str);
-        p.metrics.init(target, method, &states, &reasons);
+        let classes = Class::ALL.map(Class::as_str);
+        p.metrics.init(target, method, &states, &reasons, &classes);
+        let dumps_kept = dumps::kept(&p.dumps_dir, target).len();
+        p.metrics.set_dumps_kept(target, dumps_kept);
         let (history, events, error) = match state_file::load_history(
             &p.state_path,
             &p.policy,
@@ -98,6 +122,12 @@ impl Engine {
             preflight: String::new(),
             report,
             slot: None,
+            process: None,
+            diagnosis: None,
+            last_hang: None,
+            root_dir: None,
+            root_space: None,
+            dumps_kept,
         }
     }
 
@@ -147,8 +177,74 @@ impl Engine {
         }
     }
 
+    /// Free space of the runtime's root and the node's pressure, every round.
+    fn watch_node(&mut self, h: &RuntimeHealth) {
+        if h.root_dir.is_some() {
+            self.root_dir.clone_from(&h.root_dir);
+        }
+        self.root_space = self.root_dir.as_deref().and_then(storage::root_space);
+        if let Some(s) = &self.root_space {
+            self.p
+                .metrics
+                .set_root_space(self.target, s.free_bytes, s.free_inodes);
+        }
+        let node = self.p.diagnoser.node_pressure();
+        for (resource, pressure) in [("io", node.io), ("memory", node.memory)] {
+            let Some(pressure) = pressure else { continue };
+            let m = &self.p.metrics;
+            m.set_node_pressure(resource, "some", pressure.some_us as f64 / 1e6);
+            if let Some(full) = pressure.full_us {
+                m.set_node_pressure(resource, "full", full as f64 / 1e6);
+            }
+        }
+    }
+
+    /// Diagnoses the failing runtime; returns what holds a restart back.
+    fn diagnose(&mut self) -> Option<SkipReason> {
+        let p = &self.p;
+        self.process = self.process.filter(|pr| p.procfs.alive(*pr)).or_else(|| {
+            p.procfs
+                .find(p.spec.pidfile.as_deref(), &p.spec.process)
+                .ok()
+        });
+        let d = self
+            .p
+            .diagnoser
+            .diagnose(self.process, self.root_space.clone());
+        let hold = if d.class == Class::Blocked {
+            Some(SkipReason::Unkillable)
+        } else if d.runtime_root_full && self.p.on_disk_full == DiskFullPolicy::Skip {
+            Some(SkipReason::DiskFull)
+        } else {
+            None
+        };
+        self.diagnosis = Some(d);
+        hold
+    }
+
+    /// Records the diagnosis with a hang decision (a restart or a guard
+    /// holding one back): metric, `/status`.
+    fn hang_decided(&mut self) {
+        let Some(d) = &self.diagnosis else { return };
+        let classes = Class::ALL.map(Class::as_str);
+        self.p
+            .metrics
+            .set_hang_class(self.target, d.class.as_str(), &classes);
+        self.last_hang = Some((WallClock::now().unix, d.clone()));
+    }
+
     async fn step(&mut self, h: &RuntimeHealth) {
         let obs = self.observation(h);
+        self.watch_node(h);
+        let failing = !matches!(h.last_outcome, None | Some(Outcome::Ok));
+        let hold = if failing && self.p.policy.enabled {
+            self.diagnose()
+        } else {
+            self.p.diagnoser.reset();
+            self.process = None;
+            self.diagnosis = None;
+            None
+        };
         let answered_before = self.machine.history().answered;
         let p = &self.p;
         let decision = self.machine.observe(&obs, || Uptimes {
@@ -158,6 +254,7 @@ impl Engine {
                 .ok()
                 .and_then(|pid| p.procfs.uptime_of(pid)),
             node: p.procfs.node_uptime(),
+            hold,
         });
         if self.machine.history().answered && !answered_before {
             // Persist the first answer: it is what makes a later refusal a
@@ -280,12 +377,16 @@ impl Engine {
             next,
             &self.p.pause_configmap,
         );
+        if !matches!(reason, SkipReason::NotAHang | SkipReason::Misconfigured) {
+            self.hang_decided();
+        }
         self.p.metrics.count_skip(self.target, reason.as_str());
         report::log_skip(
             self.target,
             reason,
             obs.consecutive_failures,
             self.machine.policy(),
+            self.diagnosis.as_ref(),
         );
     }
 
@@ -293,6 +394,8 @@ impl Engine {
         let decided = obs.now;
         let dry_run = self.p.dry_run;
         self.last_decision = "restart";
+        self.hang_decided();
+        let diagnosis = self.diagnosis.as_ref().map(Diagnosis::summary);
         tracing::warn!(
             target = self.target,
             method = self.method,
@@ -302,6 +405,7 @@ impl Engine {
             running_containers = ?self.last_running,
             live_restore = ?self.live_restore,
             will_kill_containers = obs.would_kill,
+            diagnosis = diagnosis.as_deref().unwrap_or("none"),
             "runtime hung: restarting it (this restart will kill {} running containers)",
             obs.would_kill
         );
@@ -314,6 +418,8 @@ impl Engine {
             running_before: self.last_running,
             running_after: None,
             detail: format!("would kill {} running containers", obs.would_kill),
+            diagnosis,
+            dump: None,
         });
         // The one place events grow, so the one bound on what is kept and
         // persisted (a loaded state file may hold more).
@@ -331,13 +437,22 @@ impl Engine {
             return;
         }
         self.publish();
+        let dump_source = self.dump_source(clock.unix);
         // A task of its own: a config reload replacing this engine must not cut
         // a restart between SIGTERM and SIGKILL.
         let outcome = tokio::spawn(self.p.restarter.restart()).await;
         let result = match outcome {
-            Ok(r) => r.map_err(|e| e.to_string()),
+            Ok(Ok(detail)) => Ok(detail),
+            Ok(Err(e @ RestartError::Survived { .. })) => {
+                self.unkillable(decided, e.to_string()).await;
+                return;
+            }
+            Ok(Err(e)) => Err(e.to_string()),
             Err(join) => Err(format!("restart task failed: {join}")),
         };
+        if let Some((dir, since)) = dump_source {
+            self.keep_dump(dir, since, clock.unix).await;
+        }
         match result {
             Ok(detail) => {
                 tracing::info!(
@@ -371,6 +486,61 @@ impl Engine {
                 self.machine
                     .restart_finished(decided, Instant::now(), RestartEnd::Failed);
                 self.settle("failure", |ev| ev.detail = e).await;
+            }
+        }
+    }
+
+    /// A process that survived SIGKILL is blocked in the kernel: reported as
+    /// unkillable, not as restarted.
+    async fn unkillable(&mut self, decided: Instant, error: String) {
+        tracing::error!(
+            target = self.target,
+            error,
+            "RUNTIME SURVIVED SIGKILL: blocked in the kernel, a restart cannot help; the node needs a human"
+        );
+        self.last_decision = "unkillable";
+        self.machine
+            .restart_finished(decided, Instant::now(), RestartEnd::Failed);
+        self.settle("unkillable", |ev| ev.detail = error).await;
+    }
+
+    /// Where the stack dump of this restart will appear, and since when: the
+    /// exec root of the dockerd about to be signalled (read before it dies).
+    fn dump_source(&self, decided_unix: f64) -> Option<(PathBuf, std::time::SystemTime)> {
+        if self.p.kind != RuntimeKind::Docker || self.p.spec.diagnostic_signal.is_none() {
+            return None;
+        }
+        let cmdline = self.p.procfs.cmdline(self.process?.pid)?;
+        // A second of slack for file times coarser than the clock.
+        let since = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs_f64((decided_unix - 1.0).max(0.0));
+        Some((dumps::docker_exec_root(&cmdline), since))
+    }
+
+    /// Copies the dump dockerd wrote into the state directory and names it in
+    /// the pending event.
+    async fn keep_dump(&mut self, dir: PathBuf, since: std::time::SystemTime, unix: f64) {
+        let (keep_dir, target, keep) = (self.p.dumps_dir.clone(), self.target, self.p.keep_dumps);
+        let result = tokio::task::spawn_blocking(move || {
+            let kept = dumps::capture(&dir, since, &keep_dir, target, unix as u64, keep);
+            (kept, dumps::kept(&keep_dir, target).len())
+        })
+        .await;
+        let Ok((kept, count)) = result else { return };
+        self.dumps_kept = count;
+        self.p.metrics.set_dumps_kept(self.target, count);
+        match kept {
+            Ok(path) => {
+                tracing::info!(target = self.target, path = %path.display(), "stack dump kept");
+                if let Some(ev) = self.pending_event() {
+                    ev.dump = Some(path.display().to_string());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(target = self.target, error = %e, "no stack dump kept");
+                if let Some(ev) = self.pending_event() {
+                    ev.detail.push_str(&format!("; {e}"));
+                }
             }
         }
     }
@@ -429,6 +599,9 @@ impl Engine {
             state_file: &self.p.state_path,
             state_file_error: self.state_file_error.as_deref(),
             events: &self.events,
+            last_hang: self.last_hang.as_ref(),
+            runtime_root: self.root_space.as_ref(),
+            dumps_kept: self.dumps_kept,
         };
         self.p.board.set(self.target, status.to_json());
     }

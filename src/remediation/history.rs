@@ -69,6 +69,13 @@ pub(crate) struct Event {
     pub running_before: Option<u64>,
     pub running_after: Option<u64>,
     pub detail: String,
+    /// What the runtime's process and node looked like when the restart was
+    /// decided (the diagnosis summary).
+    #[serde(default)]
+    pub diagnosis: Option<String>,
+    /// Where the runtime's stack dump of this restart was kept.
+    #[serde(default)]
+    pub dump: Option<String>,
 }
 
 /// One reading of both clocks, to convert between `Instant` and Unix time.

@@ -20,17 +20,20 @@ pub(crate) enum State {
     Recovering,
     Backoff,
     Exhausted,
+    /// Hung and blocked in the kernel: a restart cannot help, none is spent.
+    Unkillable,
     Disabled,
 }
 
 impl State {
-    pub(crate) const ALL: [State; 7] = [
+    pub(crate) const ALL: [State; 8] = [
         State::Healthy,
         State::Failing,
         State::Restarting,
         State::Recovering,
         State::Backoff,
         State::Exhausted,
+        State::Unkillable,
         State::Disabled,
     ];
 
@@ -42,6 +45,7 @@ impl State {
             State::Recovering => "recovering",
             State::Backoff => "backoff",
             State::Exhausted => "exhausted",
+            State::Unkillable => "unkillable",
             State::Disabled => "disabled",
         }
     }
@@ -66,6 +70,11 @@ pub(crate) enum SkipReason {
     Misconfigured,
     /// The restart would kill running containers and policy refuses that.
     KillsWorkloads,
+    /// The runtime's process is blocked in the kernel (or frozen), or survived
+    /// SIGKILL: a restart cannot help.
+    Unkillable,
+    /// The runtime's root directory is full and policy holds the restart.
+    DiskFull,
     /// Every fleet-wide restart slot is taken (or the API server could not be
     /// asked and `kubernetes.on_unreachable = "hold"`).
     FleetLimit,
@@ -74,7 +83,7 @@ pub(crate) enum SkipReason {
 }
 
 impl SkipReason {
-    pub(crate) const ALL: [SkipReason; 9] = [
+    pub(crate) const ALL: [SkipReason; 11] = [
         SkipReason::Cooldown,
         SkipReason::Backoff,
         SkipReason::Budget,
@@ -82,6 +91,8 @@ impl SkipReason {
         SkipReason::NotAHang,
         SkipReason::Misconfigured,
         SkipReason::KillsWorkloads,
+        SkipReason::Unkillable,
+        SkipReason::DiskFull,
         SkipReason::FleetLimit,
         SkipReason::Paused,
     ];
@@ -95,6 +106,8 @@ impl SkipReason {
             SkipReason::NotAHang => "not_a_hang",
             SkipReason::Misconfigured => "misconfigured",
             SkipReason::KillsWorkloads => "kills_workloads",
+            SkipReason::Unkillable => "unkillable",
+            SkipReason::DiskFull => "disk_full",
             SkipReason::FleetLimit => "fleet_limit",
             SkipReason::Paused => "paused",
         }
@@ -161,6 +174,9 @@ pub(crate) struct Uptimes {
     pub runtime: Option<Duration>,
     /// Time since the node booted; `None` = unknown.
     pub node: Option<Duration>,
+    /// What the diagnosis of the runtime's process and node says holds a
+    /// restart back (`Unkillable`, `DiskFull`); `None` = nothing.
+    pub hold: Option<SkipReason>,
 }
 
 /// How a restart the machine asked for ended, as the engine reports it.
@@ -297,6 +313,7 @@ impl Machine {
             self.state = match reason {
                 SkipReason::Budget => State::Exhausted,
                 SkipReason::Backoff => State::Backoff,
+                SkipReason::Unkillable => State::Unkillable,
                 _ => State::Failing,
             };
             return Decision::Skip(reason);
@@ -329,6 +346,9 @@ impl Machine {
             return Some(SkipReason::Backoff);
         }
         let uptimes = uptimes();
+        if let Some(reason) = uptimes.hold {
+            return Some(reason);
+        }
         if uptimes.runtime.is_some_and(|u| u < p.cooldown) {
             return Some(SkipReason::Cooldown);
         }
@@ -411,6 +431,7 @@ mod tests {
         booted: Instant,
         would_kill: u64,
         jitter: f64,
+        hold: Option<SkipReason>,
     }
 
     impl Sim {
@@ -424,6 +445,7 @@ mod tests {
                 booted: now - 7200 * SEC,
                 would_kill: 0,
                 jitter: 0.0,
+                hold: None,
             }
         }
 
@@ -442,6 +464,7 @@ mod tests {
             let uptimes = Uptimes {
                 runtime: Some(now - self.runtime_started),
                 node: Some(now - self.booted),
+                hold: self.hold,
             };
             let observation = Observation {
                 now,
@@ -473,6 +496,28 @@ mod tests {
             self.runtime_started = now;
             assert_eq!(self.m.state(), State::Recovering);
         }
+    }
+
+    /// A runtime blocked in the kernel spends no budget and no backoff while
+    /// it stays blocked; released but still hung, it is restarted as usual.
+    #[tokio::test(start_paused = true)]
+    async fn unkillable_hang_spends_nothing_until_it_leaves_that_state() {
+        let mut s = Sim::new(policy());
+        s.round(SEC, Outcome::Ok).await;
+        s.hold = Some(SkipReason::Unkillable);
+        let (d, _) = s.until_decision(Outcome::Timeout, 30).await;
+        assert_eq!(d, Decision::Skip(SkipReason::Unkillable));
+        assert_eq!(s.m.state(), State::Unkillable);
+        for _ in 0..20 {
+            assert_eq!(
+                s.round(SEC, Outcome::Timeout).await,
+                Decision::Skip(SkipReason::Unkillable)
+            );
+        }
+        assert!(s.m.history().restarts.is_empty());
+        assert_eq!(s.m.next_allowed(Instant::now()), None);
+        s.hold = None;
+        assert_eq!(s.round(SEC, Outcome::Timeout).await, Decision::Restart);
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,6 +7,7 @@
 
 mod cluster_report;
 mod defaults;
+mod diagnosis;
 mod engine;
 mod history;
 mod machine;
@@ -97,6 +98,14 @@ impl Remediation {
                     board: Arc::clone(&board),
                     cluster: cluster.clone(),
                     pause_configmap: config.kubernetes.pause_configmap.clone(),
+                    diagnoser: diagnosis::Diagnoser::new(
+                        &config.paths.proc,
+                        &config.paths.cgroup,
+                        r.blocked_after,
+                    ),
+                    on_disk_full: r.on_disk_full,
+                    dumps_dir: config.paths.state_dir.join("dumps"),
+                    keep_dumps: r.keep_dumps as usize,
                 };
                 tracing::info!(
                     target = %rt.kind,

@@ -117,6 +117,24 @@ impl Procfs {
         !zombie && parse_stat(&text).is_some_and(|s| s.start_ticks == p.start_ticks)
     }
 
+    /// The state letter of `pid` (`R`, `S`, `D`, `T`, `t`, ...).
+    pub(crate) fn state(&self, pid: i32) -> Option<char> {
+        let text = std::fs::read_to_string(self.root.join(pid.to_string()).join("stat")).ok()?;
+        super::diagnosis::parse_state(&text)
+    }
+
+    /// The NUL-separated command line of `pid`, at most 64 KiB.
+    pub(crate) fn cmdline(&self, pid: i32) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        std::fs::File::open(self.root.join(pid.to_string()).join("cmdline"))
+            .ok()?
+            .take(64 << 10)
+            .read_to_end(&mut out)
+            .ok()?;
+        Some(out)
+    }
+
     /// The executable name: the basename of `exe`, else of argv[0].
     pub(crate) fn exe_name(&self, pid: i32) -> Option<String> {
         let dir = self.root.join(pid.to_string());

@@ -1,6 +1,8 @@
 //! How the engine reports: label values, the log line of a held-back restart,
 //! and the `/status` entry of a target. Metrics: none (the engine sets them).
 
+use super::diagnosis::storage::RootSpace;
+use super::diagnosis::Diagnosis;
 use super::history::{Event, History};
 use super::machine::{Policy, SkipReason, State};
 use crate::config::RestartMethod;
@@ -15,8 +17,16 @@ pub(crate) fn method_name(m: RestartMethod) -> &'static str {
     }
 }
 
-/// Logs a held-back restart; an exhausted budget at error level, every round.
-pub(crate) fn log_skip(target: &str, reason: SkipReason, failures: u32, policy: &Policy) {
+/// Logs a held-back restart; an exhausted budget and an unkillable runtime at
+/// error level, every round.
+pub(crate) fn log_skip(
+    target: &str,
+    reason: SkipReason,
+    failures: u32,
+    policy: &Policy,
+    diagnosis: Option<&Diagnosis>,
+) {
+    let diagnosis = diagnosis.map_or_else(|| "none".to_owned(), Diagnosis::summary);
     match reason {
         SkipReason::Budget => tracing::error!(
             target,
@@ -24,6 +34,18 @@ pub(crate) fn log_skip(target: &str, reason: SkipReason, failures: u32, policy: 
             window = ?policy.window,
             consecutive_failures = failures,
             "RUNTIME HUNG AND RESTART BUDGET EXHAUSTED: not restarting; the node needs a human"
+        ),
+        SkipReason::Unkillable => tracing::error!(
+            target,
+            consecutive_failures = failures,
+            diagnosis,
+            "RUNTIME BLOCKED IN THE KERNEL: a restart cannot help, none is spent; the node needs a human"
+        ),
+        SkipReason::DiskFull => tracing::error!(
+            target,
+            consecutive_failures = failures,
+            diagnosis,
+            "RUNTIME ROOT FULL: restart held back (on_disk_full = \"skip\"); free space first"
         ),
         SkipReason::Misconfigured => tracing::warn!(
             target,
@@ -38,6 +60,7 @@ pub(crate) fn log_skip(target: &str, reason: SkipReason, failures: u32, policy: 
             target,
             reason = reason.as_str(),
             consecutive_failures = failures,
+            diagnosis,
             "runtime hung; restart held back"
         ),
     }
@@ -58,6 +81,9 @@ pub(crate) struct Status<'a> {
     pub state_file: &'a Path,
     pub state_file_error: Option<&'a str>,
     pub events: &'a [Event],
+    pub last_hang: Option<&'a (f64, Diagnosis)>,
+    pub runtime_root: Option<&'a RootSpace>,
+    pub dumps_kept: usize,
 }
 
 impl Status<'_> {
@@ -78,6 +104,13 @@ impl Status<'_> {
             "state_file": self.state_file.display().to_string(),
             "state_file_error": self.state_file_error,
             "history": self.events,
+            "last_hang": self.last_hang.map(|(at, d)| {
+                let mut v = serde_json::to_value(d).unwrap_or_default();
+                v["at_unix"] = serde_json::json!(at);
+                v
+            }),
+            "runtime_root": self.runtime_root,
+            "dumps_kept": self.dumps_kept,
         })
     }
 }

@@ -188,6 +188,8 @@ mod tests {
             running_before: Some(2),
             running_after: Some(0),
             detail: "SIGTERM to 42".into(),
+            diagnosis: None,
+            dump: None,
         }
     }
 

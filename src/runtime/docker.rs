@@ -1,6 +1,7 @@
 //! Docker Engine API client (bollard over the unix socket): `_ping`, then the
 //! container list that `docker ps -a` performs, counted by state; now and then
-//! `/info` for `LiveRestoreEnabled` (whether a restart kills containers).
+//! `/info` for `LiveRestoreEnabled` (whether a restart kills containers) and
+//! `DockerRootDir` (whose free space remediation watches).
 
 use super::classify::classify_error;
 use super::{count_states, Answer, CallError, CallFuture, RuntimeClient};
@@ -83,7 +84,10 @@ impl RuntimeClient for DockerClient {
                 Operation::Info => docker
                     .info()
                     .await
-                    .map(|i| Answer::LiveRestore(i.live_restore_enabled))
+                    .map(|i| Answer::Info {
+                        live_restore: i.live_restore_enabled,
+                        root_dir: i.docker_root_dir.map(Into::into),
+                    })
                     .map_err(fail),
                 _ => {
                     let opts = ListContainersOptions {

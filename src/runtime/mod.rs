@@ -33,9 +33,13 @@ pub enum Answer {
     /// The runtime does not serve this operation's API (containerd with its
     /// CRI plugin disabled): nothing was asked and nothing is recorded.
     NotServed,
-    /// Whether running containers survive a restart of the runtime (Docker's
-    /// `LiveRestoreEnabled`); `None` when the runtime did not say.
-    LiveRestore(Option<bool>),
+    /// Docker's `/info`: whether running containers survive a restart of the
+    /// runtime (`LiveRestoreEnabled`) and where it keeps its data
+    /// (`DockerRootDir`); `None` each when the runtime did not say.
+    Info {
+        live_restore: Option<bool>,
+        root_dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// Counts items per state over a runtime's full, closed state set (zeros

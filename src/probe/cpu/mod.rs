@@ -26,7 +26,7 @@ pub mod snapshot;
 mod stat;
 
 pub use limit::Limit;
-pub use pressure::Pressure;
+pub use pressure::{parse_pressure, Pressure};
 pub use probe::{CpuProbe, CpuProbeConfig};
 pub use stat::{CgroupVersion, Throttling};
 

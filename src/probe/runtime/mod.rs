@@ -23,6 +23,7 @@ use tokio::time::Instant;
 struct RoundFacts {
     running: Option<u64>,
     live_restore: Option<bool>,
+    root_dir: Option<std::path::PathBuf>,
     /// Conditions the runtime reported false (CRI `NetworkReady` without CNI).
     not_ready: Vec<String>,
 }
@@ -173,8 +174,12 @@ impl RuntimeProbe {
                         .collect();
                     self.metrics.set_conditions(kind, &conds);
                 }
-                Ok(Answer::LiveRestore(on)) => {
+                Ok(Answer::Info {
+                    live_restore: on,
+                    root_dir,
+                }) => {
                     facts.live_restore = on;
+                    facts.root_dir = root_dir;
                     if let Some(on) = on {
                         self.metrics.set_live_restore(kind, on);
                     }
@@ -237,6 +242,9 @@ impl RuntimeProbe {
                     if facts.live_restore.is_some() {
                         h.live_restore = facts.live_restore;
                     }
+                    if facts.root_dir.is_some() {
+                        h.root_dir.clone_from(&facts.root_dir);
+                    }
                 }
                 Err(e) => {
                     h.last_outcome = Some(e.outcome);
@@ -281,3 +289,6 @@ impl Probe for RuntimeProbe {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

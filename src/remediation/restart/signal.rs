@@ -4,6 +4,16 @@
 //! `grace`, then SIGKILL. Its supervisor (systemd `Restart=`, a DaemonSet)
 //! starts it again. Before each signal the PID's start time is checked, so a
 //! PID reused by another process is never signalled.
+//!
+//! A stopped daemon (`T`) acts on no signal but SIGCONT and SIGKILL, so the
+//! TERM grace would only be waited out: it gets SIGCONT, the diagnostic signal
+//! (so it still leaves its stack dump), then SIGKILL at once. SIGCONT followed
+//! by TERM and the grace was not chosen: the hang is already confirmed, a
+//! clean shutdown of a daemon that was frozen mid-work buys nothing, and the
+//! grace would be paid a second time. A traced daemon (`t`) is held by its
+//! tracer, which SIGCONT does not undo: SIGKILL at once. After SIGKILL the
+//! death is verified within `KILL_WAIT`; a survivor is an error
+//! (`RestartError::Survived`) that the engine reports as unkillable.
 
 use super::systemd::check_unit_policy;
 use super::{RestartError, RestartFuture, Restarter};
@@ -76,6 +86,35 @@ async fn wait_gone(procfs: &Procfs, p: Process, limit: Duration) -> bool {
     true
 }
 
+/// SIGKILL, then verifies within `KILL_WAIT` that the process is gone.
+async fn kill(procfs: &Procfs, p: Process, how: String) -> Result<String, RestartError> {
+    send(procfs, p, libc::SIGKILL)?;
+    if wait_gone(procfs, p, KILL_WAIT).await {
+        Ok(format!("PID {} killed: {how}", p.pid))
+    } else {
+        Err(RestartError::Survived {
+            pid: p.pid,
+            waited: KILL_WAIT,
+        })
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGUSR1 => "SIGUSR1".into(),
+        libc::SIGUSR2 => "SIGUSR2".into(),
+        libc::SIGQUIT => "SIGQUIT".into(),
+        other => format!("signal {other}"),
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
 impl Restarter for SignalRestarter {
     fn preflight(&self) -> RestartFuture {
         let found = self.procfs.find(self.pidfile.as_deref(), &self.process);
@@ -98,27 +137,35 @@ impl Restarter for SignalRestarter {
         let (diagnostic, grace) = (self.diagnostic, self.grace);
         Box::pin(async move {
             let p = found?;
+            let state = procfs.state(p.pid);
+            if state == Some('t') {
+                return kill(&procfs, p, "traced (t): SIGKILL at once".into()).await;
+            }
+            let stopped = state == Some('T');
+            if stopped {
+                send(&procfs, p, libc::SIGCONT)?;
+            }
+            let mut notes = String::new();
             if let Some(sig) = diagnostic {
                 if send(&procfs, p, sig)? {
+                    notes = format!("{} sent at unix {:.3}; ", signal_name(sig), unix_now());
                     tokio::time::sleep(DIAGNOSTIC_PAUSE).await;
                 }
             }
+            if stopped {
+                notes.push_str("stopped (T): SIGCONT, then SIGKILL without the TERM grace");
+                return kill(&procfs, p, notes).await;
+            }
             send(&procfs, p, libc::SIGTERM)?;
             if wait_gone(&procfs, p, grace).await {
-                return Ok(format!("PID {} exited after SIGTERM", p.pid));
+                return Ok(format!("{notes}PID {} exited after SIGTERM", p.pid));
             }
-            send(&procfs, p, libc::SIGKILL)?;
-            if wait_gone(&procfs, p, KILL_WAIT).await {
-                Ok(format!(
-                    "PID {} killed with SIGKILL after a {grace:?} grace",
-                    p.pid
-                ))
-            } else {
-                Err(RestartError::Survived {
-                    pid: p.pid,
-                    waited: KILL_WAIT,
-                })
-            }
+            kill(
+                &procfs,
+                p,
+                format!("{notes}SIGKILL after a {grace:?} grace"),
+            )
+            .await
         })
     }
 }
@@ -157,6 +204,39 @@ mod tests {
         let detail = r.restart().await.unwrap();
         assert!(detail.contains("after SIGTERM"), "{detail}");
         assert!(child.wait().unwrap().code().is_none(), "ended by a signal");
+    }
+
+    /// A stopped process that would ignore SIGTERM is killed without waiting
+    /// out the (long) grace.
+    #[tokio::test]
+    async fn a_stopped_daemon_is_killed_without_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        let procfs = Procfs::new(Path::new("/proc"));
+        let start = Instant::now();
+        while procfs.state(pid) != Some('T') && start.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let r = restarter_for(&child, dir.path(), Duration::from_secs(60));
+        let begun = Instant::now();
+        let detail = r.restart().await.unwrap();
+        assert!(detail.contains("without the TERM grace"), "{detail}");
+        assert!(
+            begun.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            begun.elapsed()
+        );
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
     }
 
     /// Whether a `/proc/PID/status` text shows `sig` in the ignored mask (other
