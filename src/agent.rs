@@ -16,7 +16,7 @@ use crate::probe::kubelet::{on_kubernetes_node, KubeletProbe};
 use crate::probe::runtime::RuntimeProbe;
 use crate::probe::unusable::Unusable;
 use crate::probe::Probe;
-use crate::remediation::{self, Remediation};
+use crate::remediation::{self, Histories, Remediation};
 use crate::runtime::cri::CriClient;
 use crate::runtime::docker::DockerClient;
 use crate::runtime::{detect, RuntimeClient};
@@ -187,6 +187,8 @@ pub struct Agent {
     metrics: Arc<Metrics>,
     status: Arc<StatusBoard>,
     health: Arc<Health>,
+    /// Restart histories, kept across reloads.
+    histories: Arc<Histories>,
 }
 
 impl Agent {
@@ -198,6 +200,7 @@ impl Agent {
             metrics: Arc::new(Metrics::new()),
             status: Arc::new(StatusBoard::default()),
             health: Arc::new(Health::default()),
+            histories: Arc::new(Histories::default()),
         }
     }
 
@@ -233,7 +236,9 @@ impl Agent {
             built.health,
             &self.metrics.remediation,
             Arc::clone(&self.status),
-            cluster.link(),
+            &self.histories,
+            &self.health,
+            &cluster,
         );
         (
             Scheduler::start(built.probes, self.sinks(), true),
@@ -247,6 +252,7 @@ impl Agent {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
+        crate::ignored_signals::ignore()?;
         let state = AppState {
             metrics: Arc::clone(&self.metrics),
             status: Arc::clone(&self.status),

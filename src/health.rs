@@ -17,6 +17,8 @@ struct Loop {
 #[derive(Default)]
 pub struct Health {
     loops: Mutex<HashMap<String, Loop>>,
+    /// Tasks that died (a remediation engine): stuck until replaced.
+    failed: Mutex<Vec<String>>,
 }
 
 /// Slack on top of interval + deadline before a loop is declared stuck.
@@ -51,7 +53,24 @@ impl Health {
         }
     }
 
-    /// The probe loops that have not completed a run for longer than allowed.
+    /// Marks a task as dead: `/healthz` fails until [`Self::clear_failed`].
+    pub fn fail(&self, name: &str) {
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        if !failed.iter().any(|f| f == name) {
+            failed.push(name.to_owned());
+        }
+    }
+
+    /// Forgets dead tasks (they were replaced).
+    pub fn clear_failed(&self) {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// The probe loops that have not completed a run for longer than allowed,
+    /// and the tasks that died.
     pub fn stuck(&self) -> Vec<String> {
         let now = Instant::now();
         let loops = self.loops.lock().unwrap_or_else(|e| e.into_inner());
@@ -60,6 +79,13 @@ impl Health {
             .filter(|(_, l)| now.saturating_duration_since(l.last_progress) > l.allowed_gap)
             .map(|(n, _)| n.clone())
             .collect();
+        stuck.extend(
+            self.failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
         stuck.sort();
         stuck
     }

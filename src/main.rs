@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use nodevitals::agent::{Agent, SHUTDOWN_GRACE};
 use nodevitals::config::{Config, ConfigSource, DEFAULT_CONFIG_PATH};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -98,8 +99,12 @@ fn check_config(source: &ConfigSource, config: &Config) -> ExitCode {
             } else {
                 "built-in defaults".to_owned()
             };
-            println!("# effective config ({origin})\n{text}");
-            ExitCode::SUCCESS
+            // A closed stdout (`| head`) is an exit code, not a panic.
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "# effective config ({origin})\n{text}") {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::from(1),
+            }
         }
         Err(e) => {
             eprintln!("nodevitals: cannot print config: {e}");

@@ -6,20 +6,40 @@ use crate::body::Chunks;
 use crate::health::Health;
 use crate::metrics::{exposition, Metrics};
 use crate::status::StatusBoard;
-use hyper::body::Incoming;
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
 
-/// Connections served at once; more wait in the accept queue. Caps the memory a
-/// scrape storm can cost.
-const MAX_CONNECTIONS: usize = 64;
-/// A client that does not send its headers in this time is dropped.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+mod admission;
+mod write_deadline;
+
+use admission::{Admission, InFlight, Ticket};
+use write_deadline::WriteDeadline;
+
+/// Connections held open at most, whatever clients do (see `admission`);
+/// lowered to a quarter of the descriptor limit when that is smaller.
+const MAX_CONNECTIONS: usize = 256;
+/// A client must send a request's headers within this time, counted from the
+/// connection's start or the end of its previous answer: also the keep-alive
+/// idle timeout.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client that reads none of its answer for this long is disconnected.
+const WRITE_STALL: Duration = Duration::from_secs(5);
+/// The kernel's send buffer per connection (it doubles the value). The
+/// default grows to megabytes, in which a client that pipelines requests and
+/// reads nothing gets hundreds of answers rendered before its writes stall;
+/// this keeps that to a few, yet holds a large `/metrics` in a few round trips.
+const SEND_BUFFER_BYTES: usize = 64 * 1024;
+/// Bytes of request headers buffered per connection (hyper's minimum); a
+/// longer head is refused. GETs carry no more.
+const MAX_HEAD_BYTES: usize = 8 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -28,37 +48,89 @@ pub struct AppState {
     pub health: Arc<Health>,
 }
 
-/// Serves on `listener` until the task is dropped.
+/// Serves on `listener` until the task is dropped. Accepting never waits for
+/// a free slot: a new connection takes the place of an old one (`admission`).
 pub async fn serve(listener: TcpListener, state: AppState) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let table = Admission::new(connection_capacity());
     loop {
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-            return;
-        };
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                // Out of file descriptors and the like: back off instead of spinning.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // Out of descriptors: free one held by a client, else back
+                // off instead of spinning.
+                if !table.shed_for_descriptor() {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 continue;
             }
         };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(&state, &req)) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), svc);
-            if let Err(e) = conn.await {
+        tokio::spawn(serve_connection(stream, table.admit(), state.clone()));
+    }
+}
+
+/// [`MAX_CONNECTIONS`], or a quarter of the descriptor limit if smaller: the
+/// probes' sockets and files need the rest.
+fn connection_capacity() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    soft.map_or(MAX_CONNECTIONS, |n| {
+        usize::try_from(n / 4).map_or(MAX_CONNECTIONS, |q| q.clamp(16, MAX_CONNECTIONS))
+    })
+}
+
+async fn serve_connection(stream: TcpStream, ticket: Ticket, state: AppState) {
+    if let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER_BYTES) {
+        tracing::debug!(error = %e, "cannot bound the send buffer");
+    }
+    let slot = Arc::clone(&ticket.slot);
+    let svc = hyper::service::service_fn(move |req| {
+        let in_flight = slot.begin_request();
+        let resp = route(&state, &req).map(|body| Answer {
+            body,
+            _in_flight: in_flight,
+        });
+        async move { Ok::<_, Infallible>(resp) }
+    });
+    let io = TokioIo::new(WriteDeadline::new(stream, WRITE_STALL));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .serve_connection(io, svc);
+    tokio::select! {
+        r = conn => {
+            if let Err(e) = r {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
-            drop(permit);
-        });
+        }
+        () = ticket.slot.shed() => tracing::debug!("connection closed to make room for a newer one"),
+    }
+}
+
+/// A response body that keeps its connection marked busy until it has been
+/// written out (or the connection died).
+struct Answer {
+    body: Chunks,
+    _in_flight: InFlight,
+}
+
+impl Body for Answer {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

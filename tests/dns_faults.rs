@@ -130,6 +130,42 @@ fn every_third_answer_dropped_is_counted_exactly() {
         )
         .unwrap();
     assert!(sum >= dropped * 0.3, "{sum}");
+    // ... and no longer: the answered ones arrive at once (loopback, no
+    // delay), so beyond the dropped ones' deadlines only scheduling remains.
+    let count = m
+        .get(
+            "nodevitals_dns_request_duration_seconds_count",
+            &[("qtype", "A")],
+        )
+        .unwrap()
+        + m.get(
+            "nodevitals_dns_request_duration_seconds_count",
+            &[("qtype", "AAAA")],
+        )
+        .unwrap();
+    assert!(
+        sum <= dropped * 0.3 + count * 0.05,
+        "{sum}s for {count} requests, {dropped} of them dropped"
+    );
+}
+
+/// The pattern the pair mode exists to reproduce: the A and AAAA of a pair
+/// leave back to back from one socket (one source port), as glibc and musl
+/// send them, so that conntrack sees two packets of one flow.
+#[test]
+fn a_pair_leaves_from_one_socket() {
+    let (responder, _dir, agent) = start("127.0.0.66", "dns-pair-socket");
+    agent.wait_metrics(Duration::from_secs(20), "three answered pairs", |m| {
+        requests(m, "AAAA", "noerror") >= 3.0
+    });
+    let received = responder.received();
+    assert!(received.len() >= 6, "{received:?}");
+    // One server, one name: the rounds' pairs arrive one after another.
+    for pair in received.chunks_exact(2) {
+        let qtypes = [pair[0].qtype.as_str(), pair[1].qtype.as_str()];
+        assert_eq!(qtypes, ["A", "AAAA"], "{received:?}");
+        assert_eq!(pair[0].source, pair[1].source, "{received:?}");
+    }
 }
 
 /// With no `servers`, the nameservers of `resolv_conf` are probed (port 53,

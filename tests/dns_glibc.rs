@@ -101,6 +101,11 @@ fn compare(ip: &str, zone: Zone, drop: DropRule, options: &str, name: &str, expe
     };
     assert!(!by_glibc.is_empty(), "glibc sent nothing ({glibc})");
     assert_eq!(seq(&by_us), seq(&by_glibc), "queries: nodevitals vs glibc");
+    assert_eq!(
+        pair_sockets(&by_us),
+        pair_sockets(&by_glibc),
+        "one socket (true) or two per A/AAAA pair: nodevitals vs glibc"
+    );
     match expect {
         Expect::Found => assert_eq!((glibc.as_str(), ours.as_str()), ("ok", "ok")),
         Expect::NotFound(result) => {
@@ -108,6 +113,17 @@ fn compare(ip: &str, zone: Zone, drop: DropRule, options: &str, name: &str, expe
             assert_eq!(ours, result);
         }
     }
+}
+
+/// For each A query followed by the AAAA of the same name: whether both left
+/// from one source port (glibc's default, and `single-request`) or from two
+/// (`single-request-reopen` reopens its socket between them).
+fn pair_sockets(received: &[support::dns_responder::Received]) -> Vec<bool> {
+    received
+        .windows(2)
+        .filter(|w| w[0].name == w[1].name && w[0].qtype == "A" && w[1].qtype == "AAAA")
+        .map(|w| w[0].source == w[1].source)
+        .collect()
 }
 
 #[test]

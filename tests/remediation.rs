@@ -328,41 +328,75 @@ fn permanent_hang_backs_off_to_the_budget_across_agent_restarts() {
     drop(freezer);
 }
 
-/// Slow is not hung: SIGSTOP past the 250 ms deadline but well short of the
-/// 2 s hang_after, then SIGCONT: late answers arrive, nothing is restarted.
+/// Slow is not hung. For three times `hang_after`, every round misses its
+/// 250 ms deadline: dockerd is stopped, and let run only after a round has
+/// timed out, long enough to answer that round's ping late, then stopped
+/// again before the next round. Failures pile up past `failure_threshold` and
+/// no request is answered in time, so the late answers alone keep the silence
+/// under `hang_after`: nothing may be restarted.
 #[test]
 fn slow_but_alive_is_not_restarted() {
     let d = Dockerd::start_supervised("rem-slow");
     let dir = short_tempdir("rem-slow-agent");
+    // Rounds a second apart leave 750 ms between a round's deadline and the
+    // next round for the late answer.
     let cfg = config(
         &d.endpoint(),
         &dir.path().join("state"),
         &[("hang_after", "\"2s\"")],
         &[("pidfile", &pidfile_key(&d))],
-    );
+    )
+    .replace("interval = \"300ms\"", "interval = \"1s\"");
     let agent = AgentProcess::start(dir.path(), &cfg, &[]);
-    wait_healthy(&agent);
-    let pid = d.pid();
-    process::signal(pid, libc::SIGSTOP);
-    agent.wait_metrics(MINUTE, "failure_threshold timeouts", |m| {
+    let before = wait_healthy(&agent);
+    let ping = |m: &Metrics, result: &str| {
         m.get(
-            "nodevitals_runtime_consecutive_failures",
-            &[("runtime", "docker")],
+            "nodevitals_runtime_requests_total",
+            &[
+                ("runtime", "docker"),
+                ("operation", "ping"),
+                ("result", result),
+            ],
         )
         .unwrap_or(0.0)
-            >= 3.0
-    });
-    process::signal(pid, libc::SIGCONT);
-    let m = agent.wait_metrics(MINUTE, "late answers and up again", |m| {
+    };
+    let late = |m: &Metrics| {
         m.all(
             "nodevitals_runtime_late_answers_total",
             &[("runtime", "docker")],
         )
         .iter()
         .sum::<f64>()
-            >= 1.0
-            && m.get("nodevitals_runtime_up", &[("runtime", "docker")]) == Some(1.0)
-    });
+    };
+    let pid = d.pid();
+    process::signal(pid, libc::SIGSTOP);
+    let slow_since = tokio::time::Instant::now();
+    let (mut timeouts, mut answered_late) = (ping(&before, "timeout"), late(&before));
+    while slow_since.elapsed() < Duration::from_secs(6) {
+        let m = agent.wait_metrics(MINUTE, "a round past its deadline", |m| {
+            ping(m, "timeout") > timeouts || all_restarts(m) > 0.0
+        });
+        assert_eq!(all_restarts(&m), 0.0, "restarted while slow but alive");
+        timeouts = ping(&m, "timeout");
+        process::signal(pid, libc::SIGCONT);
+        let m = agent.wait_metrics(MINUTE, "its late answer", |m| late(m) > answered_late);
+        process::signal(pid, libc::SIGSTOP);
+        answered_late = late(&m);
+    }
+    process::signal(pid, libc::SIGCONT);
+    let m = agent.metrics();
+    assert_eq!(
+        ping(&m, "ok"),
+        ping(&before, "ok"),
+        "a ping was answered in time while dockerd was slow: nothing was proven"
+    );
+    assert!(ping(&m, "timeout") - ping(&before, "timeout") >= 5.0);
+    assert!(
+        skipped(&m, "not_a_hang") >= 1.0,
+        "failures reached the threshold and only late answers said it was no hang"
+    );
+    assert_eq!(all_restarts(&m), 0.0, "{}", agent.logs());
+
     let runs = |m: &Metrics| {
         m.get(
             "nodevitals_probe_duration_seconds_count",
@@ -370,8 +404,11 @@ fn slow_but_alive_is_not_restarted() {
         )
         .unwrap_or(0.0)
     };
+    let m = agent.wait_metrics(MINUTE, "up again", |m| {
+        m.get("nodevitals_runtime_up", &[("runtime", "docker")]) == Some(1.0)
+    });
     let seen = runs(&m);
-    let m = agent.wait_metrics(MINUTE, "ten more rounds", |m| runs(m) >= seen + 10.0);
+    let m = agent.wait_metrics(MINUTE, "three more rounds", |m| runs(m) >= seen + 3.0);
     assert_eq!(all_restarts(&m), 0.0);
     assert!(in_state(&m, "healthy"));
     assert_eq!(d.pid(), pid);

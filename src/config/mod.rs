@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod bounds;
 mod dns;
 mod kubernetes;
 mod runtime;
@@ -194,12 +195,24 @@ impl Config {
                 } else {
                     key
                 },
-                message: inner.message().trim().to_owned(),
+                // One line, as promised: toml spreads some messages over two.
+                message: inner
+                    .message()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(": "),
             }
         })?;
         // The text just deserialized, so it is a valid table.
         if let Ok(table) = text.parse::<toml::Table>() {
             config.fit_unset_timeouts(&table);
+            bounds::check_tables(&table).map_err(|(key, message)| ConfigError::Invalid {
+                path: path.to_owned(),
+                key,
+                message,
+            })?;
         }
         config
             .validate()
@@ -213,6 +226,7 @@ impl Config {
 
     /// Semantic checks that serde cannot express; returns (key, message).
     fn validate(&self) -> Result<(), (String, String)> {
+        self.check_bounds()?;
         let err = |key: &str, msg: String| Err((key.to_owned(), msg));
         let mut seen = Vec::new();
         for (i, rt) in self.runtimes.iter().enumerate() {

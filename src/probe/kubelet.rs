@@ -5,12 +5,16 @@
 use super::{Probe, ProbeFuture};
 use crate::metrics::KubeletMetrics;
 use crate::vocabulary::{Outcome, ProbeError, ProbeResult};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// The part of the kubelet's answer read (and shown on `/status`); `healthz`
+/// says `ok`.
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub struct KubeletProbe {
     url: hyper::Uri,
@@ -79,8 +83,8 @@ impl KubeletProbe {
             ProbeError::new(outcome, format!("{}: {e}", self.url))
         })?;
         let status = resp.status();
-        let body = resp
-            .into_body()
+        // Only the start is shown; a longer body is cut, not read to the end.
+        let body = Limited::new(resp.into_body(), MAX_BODY_BYTES)
             .collect()
             .await
             .map(|b| b.to_bytes())

@@ -20,6 +20,7 @@ use super::history::{Event, WallClock, MAX_EVENTS};
 use super::machine::{
     Decision, Machine, Observation, Policy, RestartEnd, SkipReason, State, Uptimes,
 };
+use super::memory::{Histories, Kept};
 use super::procfs::{Process, Procfs};
 use super::report;
 use super::restart::{RestartError, Restarter};
@@ -50,6 +51,7 @@ pub(crate) struct EngineParts {
     pub cluster: Link,
     /// For messages: the ConfigMap that pauses the fleet.
     pub pause_configmap: String,
+    pub histories: Arc<Histories>,
     pub diagnoser: Diagnoser,
     pub on_disk_full: DiskFullPolicy,
     /// Where stack dumps are kept (`<state_dir>/dumps`), and how many.
@@ -94,27 +96,19 @@ impl Engine {
         p.metrics.init(target, method, &states, &reasons, &classes);
         let dumps_kept = dumps::kept(&p.dumps_dir, target).len();
         p.metrics.set_dumps_kept(target, dumps_kept);
-        let (history, events, error) = match state_file::load_history(
-            &p.state_path,
-            &p.policy,
-            WallClock::now(),
-        ) {
-            Ok((history, events)) => (history, events, None),
-            Err((history, e)) => {
-                tracing::error!(target, error = %e, "remediation state file unusable: treating the restart budget as spent");
-                p.metrics.count_state_file_error(target);
-                (history, Vec::new(), Some(e.to_string()))
-            }
-        };
-        let machine = Machine::new(p.policy.clone(), history);
+        let kept = p
+            .histories
+            .get(&p.state_path)
+            .unwrap_or_else(|| Self::load(target, &p));
+        let machine = Machine::new(p.policy.clone(), kept.history);
         let report = ClusterReport::new(p.cluster.clone(), target);
         Self {
             target,
             method,
             p,
             machine,
-            events,
-            state_file_error: error,
+            events: kept.events,
+            state_file_error: kept.state_file_error,
             last_running: None,
             live_restore: None,
             last_rounds: 0,
@@ -128,6 +122,26 @@ impl Engine {
             root_dir: None,
             root_space: None,
             dumps_kept,
+        }
+    }
+
+    /// The history in the state file, on the agent's first start.
+    fn load(target: &'static str, p: &EngineParts) -> Kept {
+        match state_file::load_history(&p.state_path, &p.policy, WallClock::now()) {
+            Ok((history, events)) => Kept {
+                history,
+                events,
+                state_file_error: None,
+            },
+            Err((history, e)) => {
+                tracing::error!(target, error = %e, "remediation state file unusable: treating the restart budget as spent");
+                p.metrics.count_state_file_error(target);
+                Kept {
+                    history,
+                    events: Vec::new(),
+                    state_file_error: Some(e.to_string()),
+                }
+            }
         }
     }
 
@@ -425,8 +439,24 @@ impl Engine {
         // persisted (a loaded state file may hold more).
         let excess = self.events.len().saturating_sub(MAX_EVENTS);
         self.events.drain(..excess);
-        // Persisted before acting: an agent killed mid-restart still counts it.
-        self.save().await;
+        // Persisted before acting: an agent killed mid-restart still counts
+        // it. One that cannot be persisted is not issued: an agent restart
+        // would forget it, and a crash-looping agent would restart the
+        // runtime every time. It counts as a failed restart (budget and
+        // backoff spent, in memory) until the file can be written again.
+        if !self.save().await && !dry_run {
+            tracing::error!(
+                target = self.target,
+                "restart not issued: its record cannot be persisted (see the state file error)"
+            );
+            self.machine
+                .restart_finished(decided, Instant::now(), RestartEnd::Failed);
+            self.settle("failure", |e| {
+                e.detail = "not issued: the restart history cannot be persisted".into()
+            })
+            .await;
+            return;
+        }
         if dry_run {
             self.machine
                 .restart_finished(decided, Instant::now(), RestartEnd::DryRun);
@@ -549,7 +579,8 @@ impl Engine {
         self.events.last_mut().filter(|e| e.result == "pending")
     }
 
-    async fn save(&mut self) {
+    /// Persists the history; whether it was.
+    async fn save(&mut self) -> bool {
         let content =
             Persisted::from_history(self.machine.history(), &self.events, WallClock::now());
         let path = self.p.state_path.clone();
@@ -562,16 +593,30 @@ impl Engine {
                 })
             });
         match result {
-            Ok(()) => self.state_file_error = None,
+            Ok(()) => {
+                self.state_file_error = None;
+                true
+            }
             Err(e) => {
                 tracing::error!(target = self.target, error = %e, "cannot persist the restart history");
                 self.p.metrics.count_state_file_error(self.target);
                 self.state_file_error = Some(e.to_string());
+                false
             }
         }
     }
 
+    /// Publishes metrics and `/status`, and hands the history on to the
+    /// engine a reload will start.
     fn publish(&self) {
+        self.p.histories.put(
+            &self.p.state_path,
+            Kept {
+                history: self.machine.history().clone(),
+                events: self.events.clone(),
+                state_file_error: self.state_file_error.clone(),
+            },
+        );
         let clock = WallClock::now();
         let state = self.machine.state();
         let states = State::ALL.map(State::as_str);

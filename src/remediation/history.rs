@@ -78,6 +78,9 @@ pub(crate) struct Event {
     pub dump: Option<String>,
 }
 
+/// What "later than anything configured" saturates to.
+const FAR_FUTURE: Duration = Duration::from_secs(10 * 365 * 86400);
+
 /// One reading of both clocks, to convert between `Instant` and Unix time.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WallClock {
@@ -118,13 +121,24 @@ impl WallClock {
             .unwrap_or(self.instant)
     }
 
-    /// Like [`Self::to_instant`] for a time that may lie ahead (next allowed).
-    pub(crate) fn to_future_instant(self, unix: f64) -> Instant {
+    /// Like [`Self::to_instant`] for a time that may lie ahead (next
+    /// allowed): one further ahead than `cap` saturates at `cap` from now.
+    pub(crate) fn to_future_instant(self, unix: f64, cap: Duration) -> Instant {
         let ahead = unix - self.unix;
-        match Duration::try_from_secs_f64(ahead) {
-            Ok(d) if ahead > 0.0 => self.instant + d.min(Duration::from_secs(10 * 365 * 86400)),
-            _ => self.to_instant(unix),
+        if ahead > 0.0 {
+            let d = Duration::try_from_secs_f64(ahead).unwrap_or(Duration::MAX);
+            self.after(d.min(cap))
+        } else {
+            self.to_instant(unix)
         }
+    }
+
+    /// `d` from now, saturating far in the future instead of overflowing.
+    pub(crate) fn after(self, d: Duration) -> Instant {
+        self.instant
+            .checked_add(d)
+            .or_else(|| self.instant.checked_add(FAR_FUTURE))
+            .unwrap_or(self.instant)
     }
 }
 
@@ -145,10 +159,19 @@ mod tests {
             c.to_instant(0.0) <= c.instant,
             "a restart long ago stays in the past"
         );
+        let cap = Duration::from_secs(600);
         assert_eq!(
-            c.to_future_instant(c.unix + 50.0),
+            c.to_future_instant(c.unix + 50.0, cap),
             c.instant + Duration::from_secs(50)
         );
-        assert_eq!(c.to_future_instant(f64::INFINITY), c.instant);
+        for far in [c.unix + 1e6, 1e300, f64::INFINITY] {
+            assert_eq!(
+                c.to_future_instant(far, cap),
+                c.instant + cap,
+                "{far} saturates"
+            );
+        }
+        assert_eq!(c.to_future_instant(f64::NAN, cap), c.instant);
+        assert_eq!(c.after(Duration::MAX), c.instant + FAR_FUTURE);
     }
 }

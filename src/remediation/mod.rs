@@ -11,17 +11,23 @@ mod diagnosis;
 mod engine;
 mod history;
 mod machine;
+mod memory;
 mod procfs;
 mod report;
 mod restart;
 mod state_file;
 
+pub use memory::Histories;
+
 use crate::config::{Config, RemediationConfig, RuntimeConfig};
-use crate::kubernetes::Link;
+use crate::health::Health;
+use crate::kubernetes::Cluster;
 use crate::metrics::RemediationMetrics;
 use crate::status::StatusBoard;
 use crate::vocabulary::RuntimeHealth;
+use futures_util::FutureExt;
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -63,22 +69,26 @@ pub struct Remediation {
 }
 
 impl Remediation {
-    /// Starts one engine per probed runtime. History comes from the state
-    /// files under `paths.state_dir`, so engines replaced by a config reload
-    /// (or an agent restart) carry on where the previous ones stopped.
-    pub(crate) fn start(
+    /// Starts one engine per probed runtime. History comes from `histories`
+    /// (engines replaced by a config reload), else from the state files under
+    /// `paths.state_dir` (an agent restart), so new engines carry on where the
+    /// previous ones stopped. An engine that dies makes `/healthz` fail.
+    pub fn start(
         config: &Config,
         runtimes: Vec<(RuntimeConfig, watch::Receiver<RuntimeHealth>)>,
         metrics: &RemediationMetrics,
         status: Arc<StatusBoard>,
-        cluster: Link,
+        histories: &Arc<Histories>,
+        health: &Arc<Health>,
+        cluster: &Cluster,
     ) -> Self {
+        health.clear_failed();
         let board = Arc::new(Board::new(status));
         let r = &config.remediation;
         let procfs = procfs::Procfs::new(&config.paths.proc);
         let engines = runtimes
             .into_iter()
-            .map(|(rt, health)| {
+            .map(|(rt, runtime_health)| {
                 let spec = defaults::RestartSpec::resolve(rt.kind, &rt.restart);
                 let suffix = if r.dry_run { ".dry-run" } else { "" };
                 let state_path = config
@@ -96,8 +106,9 @@ impl Remediation {
                     procfs: procfs.clone(),
                     metrics: metrics.clone(),
                     board: Arc::clone(&board),
-                    cluster: cluster.clone(),
+                    cluster: cluster.link(),
                     pause_configmap: config.kubernetes.pause_configmap.clone(),
+                    histories: Arc::clone(histories),
                     diagnoser: diagnosis::Diagnoser::new(
                         &config.paths.proc,
                         &config.paths.cgroup,
@@ -114,7 +125,13 @@ impl Remediation {
                     method = report::method_name(parts.spec.method),
                     "remediation engine started"
                 );
-                tokio::spawn(engine::Engine::new(parts).run(health))
+                let watch = Watch {
+                    target: rt.kind.as_str(),
+                    metrics: metrics.clone(),
+                    board: Arc::clone(&board),
+                    health: Arc::clone(health),
+                };
+                tokio::spawn(watch.run(engine::Engine::new(parts).run(runtime_health)))
             })
             .collect();
         Self { engines }
@@ -124,5 +141,79 @@ impl Remediation {
         for e in self.engines {
             e.abort();
         }
+    }
+}
+
+/// Runs one engine and makes its death visible: a panic is logged, the
+/// target's state metric drops to no state at all, `/status` says why, and
+/// `/healthz` fails (the agent is restarted rather than left looking healthy
+/// with no remediation).
+struct Watch {
+    target: &'static str,
+    metrics: RemediationMetrics,
+    board: Arc<Board>,
+    health: Arc<Health>,
+}
+
+impl Watch {
+    async fn run(self, engine: impl std::future::Future<Output = ()>) {
+        let Err(panic) = AssertUnwindSafe(engine).catch_unwind().await else {
+            return;
+        };
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("panic");
+        tracing::error!(
+            target = self.target,
+            error = why,
+            "remediation engine stopped"
+        );
+        let states = machine::State::ALL.map(machine::State::as_str);
+        self.metrics.set_state(self.target, "stopped", &states);
+        self.board.set(
+            self.target,
+            serde_json::json!({ "state": "stopped", "error": why }),
+        );
+        self.health.fail(&format!("remediation/{}", self.target));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    #[tokio::test]
+    async fn a_dead_engine_fails_healthz_and_leaves_no_state_looking_healthy() {
+        let metrics = Metrics::new();
+        let status = Arc::new(StatusBoard::default());
+        let health = Arc::new(Health::default());
+        let states = machine::State::ALL.map(machine::State::as_str);
+        metrics.remediation.set_state("docker", "healthy", &states);
+        let watch = Watch {
+            target: "docker",
+            metrics: metrics.remediation.clone(),
+            board: Arc::new(Board::new(Arc::clone(&status))),
+            health: Arc::clone(&health),
+        };
+        watch
+            .run(async { panic!("overflow when adding durations") })
+            .await;
+        assert_eq!(health.stuck(), vec!["remediation/docker"]);
+        let text = metrics.encode();
+        assert!(
+            !text.contains("nodevitals_remediation_state{target=\"docker\",state=\"healthy\"} 1"),
+            "{text}"
+        );
+        let json = status.to_json();
+        assert_eq!(json["remediation"]["docker"]["state"], "stopped", "{json}");
+        assert!(json["remediation"]["docker"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("overflow"));
+        health.clear_failed();
+        assert!(health.stuck().is_empty(), "replaced by a reload");
     }
 }

@@ -2,16 +2,25 @@
 //! `paths.state_dir`, written atomically (temp file, fsync, rename, fsync of the
 //! directory) so an agent restart never resets the budget or the backoff. A
 //! corrupt or unreadable file is reported and read as "the budget is spent",
-//! never as "no restarts happened". Metrics: none (the engine counts errors).
+//! never as "no restarts happened"; that conservative history is written back
+//! at once, so it holds until a real window has passed, across reloads and
+//! agent restarts. Reads are bounded ([`MAX_FILE_BYTES`]) and what is loaded
+//! is trimmed to what the policy can use. Metrics: none (the engine counts
+//! errors).
 
-use super::history::{Event, History, WallClock};
+use super::history::{Event, History, WallClock, MAX_EVENTS};
 use super::machine::Policy;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tokio::time::Instant;
 
 const VERSION: u32 = 1;
+
+/// The largest state file read. One this agent writes holds at most
+/// `MAX_EVENTS` events and `max_restarts` restarts: a few kilobytes.
+pub(crate) const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StateFileError {
@@ -56,17 +65,39 @@ impl Persisted {
         }
     }
 
-    pub(crate) fn history(&self, clock: WallClock) -> History {
+    /// The history the file stands for under `p`: only the newest
+    /// `max_restarts` restarts count (more cannot spend more budget), a step
+    /// and a next allowed time no longer than `backoff_max` (a time further
+    /// ahead, from a clock stepped back or an edited file, saturates there:
+    /// it lengthens the guard, it never wraps to "no backoff").
+    pub(crate) fn history(&self, clock: WallClock, p: &Policy) -> History {
+        let mut restarts: Vec<Instant> = self
+            .restarts_unix
+            .iter()
+            .map(|u| clock.to_instant(*u))
+            .collect();
+        restarts.sort_unstable();
+        let keep = restarts
+            .len()
+            .saturating_sub(p.max_restarts.max(1) as usize);
+        restarts.drain(..keep);
         History {
-            restarts: self
-                .restarts_unix
-                .iter()
-                .map(|u| clock.to_instant(*u))
-                .collect(),
-            step: Duration::try_from_secs_f64(self.backoff_step_seconds).unwrap_or_default(),
-            next_allowed: self.next_allowed_unix.map(|u| clock.to_future_instant(u)),
+            restarts,
+            step: Duration::try_from_secs_f64(self.backoff_step_seconds)
+                .unwrap_or(p.backoff_max)
+                .min(p.backoff_max),
+            next_allowed: self
+                .next_allowed_unix
+                .map(|u| clock.to_future_instant(u, p.backoff_max)),
             answered: self.answered,
         }
+    }
+
+    /// The newest [`MAX_EVENTS`] events, as `/status` shows them.
+    pub(crate) fn into_events(mut self) -> Vec<Event> {
+        let excess = self.events.len().saturating_sub(MAX_EVENTS);
+        self.events.drain(..excess);
+        self.events
     }
 }
 
@@ -96,7 +127,7 @@ pub(crate) fn conservative(p: &Policy, clock: WallClock) -> History {
     History {
         restarts: vec![clock.instant; p.max_restarts.max(1) as usize],
         step: p.backoff_max,
-        next_allowed: Some(clock.instant + p.backoff_max),
+        next_allowed: Some(clock.after(p.backoff_max)),
         // A restart budget was spent on it: the endpoint is taken as real.
         answered: true,
     }
@@ -104,7 +135,11 @@ pub(crate) fn conservative(p: &Policy, clock: WallClock) -> History {
 
 /// Reads the state file. `Ok(None)`: no file yet (nothing ever happened).
 pub(crate) fn load(path: &Path) -> Result<Option<Persisted>, StateFileError> {
-    match std::fs::read(path) {
+    match read_bounded(path) {
+        Ok(bytes) if bytes.len() as u64 > MAX_FILE_BYTES => Err(StateFileError::Corrupt {
+            path: path.to_owned(),
+            message: format!("larger than {MAX_FILE_BYTES} bytes"),
+        }),
         Ok(bytes) => parse(&bytes)
             .map(Some)
             .map_err(|message| StateFileError::Corrupt {
@@ -119,21 +154,36 @@ pub(crate) fn load(path: &Path) -> Result<Option<Persisted>, StateFileError> {
     }
 }
 
-/// The history in the state file. A corrupt file is set aside; an unusable
-/// file yields the conservative history along with the error to report.
+/// At most one byte more than [`MAX_FILE_BYTES`]: enough to tell it is too big.
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The history in the state file. An unusable file yields the conservative
+/// history along with the error to report; a corrupt one is set aside and
+/// the conservative history written in its place (best effort: the engine
+/// also keeps it in memory).
 pub(crate) fn load_history(
     path: &Path,
     policy: &Policy,
     clock: WallClock,
 ) -> Result<(History, Vec<Event>), (History, StateFileError)> {
     match load(path) {
-        Ok(Some(saved)) => Ok((saved.history(clock), saved.events)),
+        Ok(Some(saved)) => Ok((saved.history(clock, policy), saved.into_events())),
         Ok(None) => Ok((History::default(), Vec::new())),
         Err(e) => {
+            let history = conservative(policy, clock);
             if matches!(e, StateFileError::Corrupt { .. }) {
                 set_aside(path);
+                if let Err(w) = save(path, &Persisted::from_history(&history, &[], clock)) {
+                    tracing::warn!(error = %w, "cannot write the conservative history back");
+                }
             }
-            Err((conservative(policy, clock), e))
+            Err((history, e))
         }
     }
 }
@@ -160,11 +210,17 @@ pub(crate) fn save(path: &Path, content: &Persisted) -> Result<(), StateFileErro
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(&json).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(err)?;
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(&json)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    });
+    if let Err(e) = written {
+        // A full filesystem must not also keep a torn temp file.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(err)
@@ -211,7 +267,7 @@ mod tests {
         save(&path, &Persisted::from_history(&h, &[event()], clock)).unwrap();
         let back = load(&path).unwrap().unwrap();
         assert_eq!(back.events, vec![event()]);
-        let h2 = back.history(clock);
+        let h2 = back.history(clock, &policy());
         assert_eq!(h2.step, h.step);
         assert!(h2.answered);
         for (a, b) in h.restarts.iter().zip(&h2.restarts) {
@@ -267,6 +323,80 @@ mod tests {
         let path = dir.path().join("docker.json");
         std::fs::create_dir(&path).unwrap();
         assert!(matches!(load(&path), Err(StateFileError::Read { .. })));
+    }
+
+    fn persisted(next_allowed_unix: Option<f64>) -> Persisted {
+        Persisted {
+            version: VERSION,
+            restarts_unix: Vec::new(),
+            backoff_step_seconds: 60.0,
+            next_allowed_unix,
+            events: Vec::new(),
+            answered: true,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_far_future_backoff_saturates_at_backoff_max_instead_of_vanishing() {
+        let p = policy();
+        let clock = WallClock::now();
+        for far in [clock.unix + 1e7, 1e300] {
+            let h = persisted(Some(far)).history(clock, &p);
+            assert_eq!(h.next_allowed, Some(clock.instant + p.backoff_max), "{far}");
+        }
+        let near = persisted(Some(clock.unix + 30.0)).history(clock, &p);
+        assert_eq!(
+            near.next_allowed,
+            Some(clock.instant + Duration::from_secs(30))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_is_loaded_is_trimmed_to_what_the_policy_uses() {
+        tokio::time::advance(Duration::from_secs(7200)).await;
+        let p = policy();
+        let clock = WallClock::now();
+        let mut big = persisted(None);
+        big.restarts_unix = (0..500).map(|i| clock.unix - f64::from(i)).collect();
+        big.events = vec![event(); 5_000];
+        big.backoff_step_seconds = 1e12;
+        let h = big.history(clock, &p);
+        assert_eq!(h.restarts.len(), p.max_restarts as usize);
+        assert_eq!(
+            h.restarts.last(),
+            Some(&clock.instant),
+            "the newest are kept"
+        );
+        assert_eq!(h.step, p.backoff_max);
+        assert_eq!(big.into_events().len(), MAX_EVENTS);
+    }
+
+    #[test]
+    fn an_oversized_file_is_corrupt_without_being_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker.json");
+        let f = std::fs::File::create(&path).unwrap();
+        // Sparse: 64 MiB that cost no disk, and must cost no memory either.
+        f.set_len(64 << 20).unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        assert!(e.contains("larger than"), "{e}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_corrupt_file_is_replaced_by_the_conservative_history_so_it_outlives_a_reload() {
+        let p = policy();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker.json");
+        std::fs::write(&path, b"garbage").unwrap();
+        let (first, e) = load_history(&path, &p, WallClock::now()).unwrap_err();
+        assert!(matches!(e, StateFileError::Corrupt { .. }));
+        assert!(dir.path().join("docker.json.corrupt").exists());
+        tokio::time::advance(Duration::from_secs(12)).await;
+        // The next engine (a reload, an agent restart) reads a spent budget.
+        let (again, _) = load_history(&path, &p, WallClock::now()).unwrap();
+        assert_eq!(again.restarts.len(), first.restarts.len());
+        assert_eq!(again.restarts.len(), p.max_restarts as usize);
+        assert!(again.next_allowed > Some(tokio::time::Instant::now()));
     }
 
     proptest! {

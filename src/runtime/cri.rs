@@ -14,6 +14,7 @@
 use super::classify::{classify_error, classify_status};
 use super::cri_messages::{self as msg, CONTAINER_STATES, SANDBOX_STATES};
 use super::cri_transport::Connection;
+use super::reply_limit::MAX_REPLY_BYTES;
 use super::{count_states, Answer, CallError, CallFuture, RuntimeClient};
 use crate::config::RuntimeKind;
 use crate::vocabulary::Operation;
@@ -162,7 +163,8 @@ impl Call {
             .map_err(|e| Failure::Connect(classify_error(&e, &self.socket)))?;
         // The authority only fills HTTP/2's `:authority`; the socket is the address.
         let mut grpc =
-            tonic::client::Grpc::with_origin(sender, Uri::from_static("http://localhost"));
+            tonic::client::Grpc::with_origin(sender, Uri::from_static("http://localhost"))
+                .max_decoding_message_size(MAX_REPLY_BYTES as usize);
         grpc.ready()
             .await
             .map_err(|e| Failure::Connect(classify_error(&e, &self.socket)))?;

@@ -4,10 +4,13 @@
 //! `DockerRootDir` (whose free space remediation watches).
 
 use super::classify::classify_error;
+use super::reply_limit::{ReadLimit, MAX_REPLY_BYTES};
 use super::{count_states, Answer, CallError, CallFuture, RuntimeClient};
 use crate::vocabulary::{Operation, Outcome, RuntimeKind};
 use bollard::query_parameters::ListContainersOptions;
-use bollard::{ClientVersion, Docker};
+use bollard::{BollardRequest, ClientVersion, Docker};
+use hyper::header::{HeaderValue, HOST};
+use hyper_util::rt::TokioIo;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,8 +40,12 @@ pub struct DockerClient {
 impl DockerClient {
     /// `request_bound` caps how long any request may run, late answers included.
     pub fn new(socket: PathBuf, request_bound: Duration) -> Self {
-        let docker = Docker::connect_with_unix(
-            &socket.to_string_lossy(),
+        let docker = Docker::connect_with_custom_transport(
+            {
+                let socket = socket.clone();
+                move |req| bounded_request(socket.clone(), req)
+            },
+            Some("http://docker"),
             request_bound.as_secs().max(1),
             &API_VERSION,
         )
@@ -104,6 +111,28 @@ impl RuntimeClient for DockerClient {
             }
         })
     }
+}
+
+/// One request on its own connection to `socket`, the reply bounded by
+/// [`MAX_REPLY_BYTES`] (bollard reads whole replies into memory). It goes in
+/// origin form with a `Host` header, as over any HTTP/1.1 connection.
+async fn bounded_request(
+    socket: PathBuf,
+    req: BollardRequest,
+) -> Result<hyper::Response<hyper::body::Incoming>, bollard::errors::Error> {
+    let (mut parts, body) = req.into_parts();
+    let origin = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = origin.parse().map_err(bollard::errors::Error::from)?;
+    parts
+        .headers
+        .insert(HOST, HeaderValue::from_static("docker"));
+    let stream = tokio::net::UnixStream::connect(&socket).await?;
+    let io = TokioIo::new(ReadLimit::new(stream, MAX_REPLY_BYTES));
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(conn);
+    Ok(sender
+        .send_request(BollardRequest::from_parts(parts, body))
+        .await?)
 }
 
 fn to_call_error(e: bollard::errors::Error, socket: &Path) -> CallError {

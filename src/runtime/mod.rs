@@ -14,6 +14,7 @@ pub(crate) mod cri_messages;
 pub mod cri_transport;
 pub mod detect;
 pub mod docker;
+pub mod reply_limit;
 
 use crate::vocabulary::{Operation, Outcome, RuntimeKind};
 use std::future::Future;

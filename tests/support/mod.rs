@@ -12,6 +12,7 @@ pub mod dns_config;
 pub mod dns_responder;
 pub mod dnsmasq;
 pub mod dockerd;
+pub mod hostile;
 pub mod kube_api;
 pub mod kubelet;
 pub mod oci_image;

@@ -4,10 +4,12 @@
 //! each is queried as glibc 2.36 `res_query.c` and `res_send.c` do
 //! (`attempts` x nameservers, `rotate`, per-server timeout `timeout << ns /
 //! nscount`, A and AAAA on one socket, switching to `single-request` and then
-//! `single-request-reopen` after a lost answer, TC -> TCP).
+//! `single-request-reopen` (each question from a socket of its own) after a
+//! lost answer, TC -> TCP).
 //!
 //! Known differences: every exchange uses a fresh socket (glibc keeps one per
-//! server for the process); FORMERR is treated like NOTIMP; `LOCALDOMAIN`,
+//! server for the process), its questions one socket between them (two under
+//! `single-request-reopen`, as glibc); FORMERR is treated like NOTIMP; `LOCALDOMAIN`,
 //! `RES_OPTIONS` and the hostname-derived default domain are not read.
 //! No metrics here: the probe records `nodevitals_dns_lookup_duration_seconds`.
 
@@ -15,11 +17,12 @@ use super::message::{Answer, Rcode};
 use super::resolv_conf::ResolvConf;
 use super::search::{Search, Step, Verdict};
 use super::sockets::Sockets;
-use super::wire::{tcp_query, udp_exchange, Question, Reply, Sending};
+use super::wire::{tcp_query, udp_exchange, Exchange, Question, Reply, Sending};
 use hickory_proto::rr::{Name, RecordType};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// The seconds glibc's `send_dg` allows one try at nameserver `ns`.
 pub(crate) fn try_timeout(rc: &ResolvConf, ns: usize) -> Duration {
@@ -147,7 +150,11 @@ impl<'a> StubResolver<'a> {
             } else {
                 Sending::Parallel
             };
-            let ex = udp_exchange(self.sockets, server, questions, sending, budget).await;
+            let ex = if self.single_request_reopen {
+                reopening_exchange(self.sockets, server, questions, budget).await
+            } else {
+                udp_exchange(self.sockets, server, questions, sending, budget).await
+            };
             let answers: Vec<Answer> = ex
                 .replies
                 .iter()
@@ -193,6 +200,44 @@ impl<'a> StubResolver<'a> {
             }
         }
     }
+}
+
+/// `single-request-reopen`: one question at a time, each from a socket of its
+/// own (glibc closes and reopens its socket after the first answer, so the A
+/// and AAAA of a pair leave from two ports), all within one `budget`. A
+/// question whose predecessor got no answer is not sent, as with
+/// `single-request`.
+async fn reopening_exchange(
+    sockets: &Sockets,
+    server: SocketAddr,
+    questions: &[Question],
+    budget: Duration,
+) -> Exchange {
+    let deadline = Instant::now() + budget;
+    let mut ex = Exchange {
+        replies: Vec::with_capacity(questions.len()),
+        mismatched: 0,
+    };
+    for q in questions {
+        if ex.replies.last().is_some_and(|r| r.answer().is_none()) {
+            ex.replies.push(Reply::Timeout {
+                elapsed: Duration::ZERO,
+            });
+            continue;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let one = udp_exchange(
+            sockets,
+            server,
+            std::slice::from_ref(q),
+            Sending::Sequential,
+            left,
+        )
+        .await;
+        ex.mismatched += one.mismatched;
+        ex.replies.extend(one.replies);
+    }
+    ex
 }
 
 /// SERVFAIL, REFUSED and NOTIMP send glibc to the next server.

@@ -13,6 +13,7 @@ use super::procfs::{ProcError, Procfs};
 use crate::config::RestartMethod;
 use std::future::Future;
 use std::pin::Pin;
+use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,6 +66,24 @@ pub(crate) fn build(spec: &RestartSpec, procfs: &Procfs) -> Arc<dyn Restarter> {
     }
 }
 
+/// Bytes kept of a restart command's stdout and of its stderr; the rest is
+/// read and dropped, so a chatty command neither grows the agent nor blocks.
+const MAX_OUTPUT_BYTES: u64 = 64 * 1024;
+
+/// The first [`MAX_OUTPUT_BYTES`] of a pipe, then drained to its end.
+async fn read_bounded(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut kept = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let _ = (&mut pipe)
+            .take(MAX_OUTPUT_BYTES)
+            .read_to_end(&mut kept)
+            .await;
+        let _ = tokio::io::copy(&mut pipe, &mut tokio::io::sink()).await;
+    }
+    kept
+}
+
 /// Runs `argv` with no stdin under `timeout`; kills it at the deadline.
 /// Returns its trimmed stdout.
 pub(crate) async fn run_command(
@@ -77,7 +96,7 @@ pub(crate) async fn run_command(
             source: std::io::Error::other("empty command"),
         });
     };
-    let child = tokio::process::Command::new(program)
+    let mut child = tokio::process::Command::new(program)
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -88,7 +107,18 @@ pub(crate) async fn run_command(
             program: program.clone(),
             source,
         })?;
-    let out = tokio::time::timeout(timeout, child.wait_with_output())
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let run = async {
+        let (stdout, stderr, status) =
+            tokio::join!(read_bounded(stdout), read_bounded(stderr), child.wait());
+        status.map(|status| Output {
+            status,
+            stdout,
+            stderr,
+        })
+    };
+    // At the deadline `child` is dropped, which kills it.
+    let out = tokio::time::timeout(timeout, run)
         .await
         .map_err(|_| RestartError::Deadline {
             program: program.clone(),
@@ -143,5 +173,20 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, RestartError::Spawn { .. }), "{e}");
         assert!(run_command(&[], Duration::from_secs(1)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_chatty_command_keeps_only_the_start_of_its_output() {
+        let out = run_command(
+            &argv(&["sh", "-c", "head -c 30000000 /dev/zero | tr '\\0' y"]),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.len() as u64, MAX_OUTPUT_BYTES);
+        let e = run_command(&argv(&["yes"]), Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RestartError::Deadline { .. }), "{e}");
     }
 }

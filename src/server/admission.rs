@@ -1,0 +1,190 @@
+//! Which connections the HTTP front keeps: at most `capacity` open at once, and
+//! the newest always gets in. When full, the oldest connection with no request
+//! in flight (idle keep-alive, a client still sending its headers: the cheap
+//! ones to hold and the slowloris ones) is closed to make room, else the
+//! oldest of all (a client stalled reading its answer). A kubelet probe or a
+//! scrape is the newest connection when it arrives and is answered within
+//! milliseconds, so holding connections open cannot keep it out. Emits no
+//! metrics.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// One open connection as the table sees it.
+#[derive(Default)]
+pub(crate) struct Slot {
+    /// Requests being answered (0 or 1 on HTTP/1.1).
+    in_flight: AtomicUsize,
+    /// Fired when the table closes the connection to make room.
+    shed: Notify,
+}
+
+impl Slot {
+    /// Marks a request in flight until the returned guard drops (when the
+    /// answer was written out or the connection died).
+    pub(crate) fn begin_request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(self))
+    }
+
+    /// Resolves once the table has chosen this connection to be closed.
+    pub(crate) async fn shed(&self) {
+        self.shed.notified().await;
+    }
+
+    fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) > 0
+    }
+}
+
+pub(crate) struct InFlight(Arc<Slot>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The open connections, oldest first (ids grow with age order).
+pub(crate) struct Admission {
+    capacity: usize,
+    open: Mutex<Open>,
+}
+
+#[derive(Default)]
+struct Open {
+    next_id: u64,
+    slots: BTreeMap<u64, Arc<Slot>>,
+}
+
+/// A connection's place in the table; dropping it frees the place.
+pub(crate) struct Ticket {
+    table: Arc<Admission>,
+    id: u64,
+    pub(crate) slot: Arc<Slot>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.table.lock().slots.remove(&self.id);
+    }
+}
+
+impl Admission {
+    pub(crate) fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            capacity: capacity.max(1),
+            open: Mutex::new(Open::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admits a new connection, shedding one when the table is full.
+    pub(crate) fn admit(self: &Arc<Self>) -> Ticket {
+        let mut open = self.lock();
+        while open.slots.len() >= self.capacity {
+            shed_one(&mut open);
+        }
+        let id = open.next_id;
+        open.next_id += 1;
+        let slot = Arc::new(Slot::default());
+        open.slots.insert(id, Arc::clone(&slot));
+        Ticket {
+            table: Arc::clone(self),
+            id,
+            slot,
+        }
+    }
+
+    /// Sheds one connection to free a descriptor (the process ran out);
+    /// false when none is open.
+    pub(crate) fn shed_for_descriptor(&self) -> bool {
+        let mut open = self.lock();
+        !open.slots.is_empty() && {
+            shed_one(&mut open);
+            true
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().slots.len()
+    }
+}
+
+/// Closes the oldest idle connection, else the oldest; the table forgets it at
+/// once (its task closes the socket when it next runs).
+fn shed_one(open: &mut Open) {
+    let victim = open
+        .slots
+        .iter()
+        .find(|(_, s)| !s.busy())
+        .or_else(|| open.slots.iter().next())
+        .map(|(id, _)| *id);
+    if let Some(slot) = victim.and_then(|id| open.slots.remove(&id)) {
+        // notify_one keeps a permit: the task sees it even if not waiting yet.
+        slot.shed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    async fn is_shed(slot: &Slot) -> bool {
+        tokio::time::timeout(Duration::from_millis(10), slot.shed())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn full_table_sheds_the_oldest_idle_connection_first() {
+        let table = Admission::new(3);
+        let busy = table.admit();
+        let _request = busy.slot.begin_request();
+        let idle_old = table.admit();
+        let idle_new = table.admit();
+        let newest = table.admit();
+        assert_eq!(table.len(), 3);
+        assert!(is_shed(&idle_old.slot).await, "the oldest idle one goes");
+        assert!(!is_shed(&busy.slot).await, "older, but answering");
+        assert!(!is_shed(&idle_new.slot).await);
+        assert!(!is_shed(&newest.slot).await);
+    }
+
+    #[tokio::test]
+    async fn with_every_connection_busy_the_oldest_goes_and_the_newest_gets_in() {
+        let table = Admission::new(2);
+        let a = table.admit();
+        let _ra = a.slot.begin_request();
+        let b = table.admit();
+        let _rb = b.slot.begin_request();
+        let c = table.admit();
+        assert!(is_shed(&a.slot).await);
+        assert!(!is_shed(&b.slot).await);
+        assert!(!is_shed(&c.slot).await);
+        assert_eq!(table.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_finished_request_makes_its_connection_idle_and_a_dropped_ticket_frees_its_place() {
+        let table = Admission::new(2);
+        let a = table.admit();
+        drop(a.slot.begin_request());
+        let b = table.admit();
+        let _rb = b.slot.begin_request();
+        let c = table.admit();
+        assert!(is_shed(&a.slot).await, "idle again after its answer");
+        drop(c);
+        assert_eq!(table.len(), 1, "a shed, c gone");
+        assert!(table.shed_for_descriptor());
+        assert!(is_shed(&b.slot).await);
+        assert!(!table.shed_for_descriptor(), "nothing left to shed");
+    }
+}
