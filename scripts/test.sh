@@ -24,6 +24,16 @@ if [[ ! -x target/py/bin/kubernetes-validate ]]; then
     target/py/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
 fi
 
+# The test guest (systemd as PID 1, cgroup v2) that tests/host_systemd.rs
+# boots: built once, cached under target/vm/. A failed build is reported by
+# that test (it tries again and fails saying why); the rest still runs.
+guest_start=$SECONDS
+if guest=$(scripts/vm/build-guest.sh); then
+    echo "test guest: $guest ($((SECONDS - guest_start)) s)"
+else
+    echo "test guest could not be built: tests/host_systemd.rs will fail" >&2
+fi
+
 # The static release binary the image test packs; built here so the test only
 # pays for it when the code changed (it rebuilds incrementally in target/static).
 scripts/build-image.sh --binary-only >/dev/null

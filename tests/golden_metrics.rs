@@ -150,7 +150,7 @@ async fn metrics_of_an_agent_in_a_fixed_state_match_the_golden_file() {
         &metrics.remediation,
         Arc::clone(&status),
         &Arc::new(Histories::default()),
-        &Arc::new(Health::default()),
+        &sinks.health,
         &Cluster::off(),
     );
     let disabled = "nodevitals_remediation_state{target=\"docker\",state=\"disabled\"} 1";

@@ -275,6 +275,13 @@ fn manifest_agrees_with_the_binary() {
             socket.display()
         );
     }
+    // Restart method "systemd" reaches the node's systemd on the system bus.
+    let (name, _, _) = mount_of(Path::new("/run/dbus/system_bus_socket"));
+    assert_eq!(
+        host_path(name),
+        Some("/run"),
+        "the node's system bus socket is mounted"
+    );
     for (name, (path, ro)) in &mounts {
         if volumes[name].get("hostPath").is_some() && Path::new(path) != config.paths.state_dir {
             assert!(ro, "host mount {path} must be read-only");

@@ -245,7 +245,7 @@ impl Config {
             if rt.restart.timeout.is_zero() {
                 return err(&key("restart.timeout"), "must be longer than 0s".into());
             }
-            if rt.restart.method == RestartMethod::Command && rt.restart.command.is_empty() {
+            if rt.restart.method == Some(RestartMethod::Command) && rt.restart.command.is_empty() {
                 return err(
                     &key("restart.command"),
                     "method = \"command\" needs a non-empty command".into(),
@@ -426,7 +426,7 @@ mod tests {
             .to_string();
         assert!(e.contains("runtime[0].restart.timeout"), "{e}");
         let c = parse(&format!(
-            "{rt}method = \"systemd\"\nsystemctl = \"/opt/systemctl\"\ngrace = \"3s\"\n[remediation]\nrefuse_if_kills_workloads = true\n"
+            "{rt}method = \"systemd\"\ngrace = \"3s\"\n[remediation]\nrefuse_if_kills_workloads = true\n"
         ))
         .unwrap();
         assert_eq!(c.runtimes[0].restart.grace, Duration::from_secs(3));

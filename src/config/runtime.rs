@@ -41,10 +41,9 @@ impl RuntimeConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RestartMethod {
-    #[default]
     Signal,
     Systemd,
     Command,
@@ -55,7 +54,9 @@ pub enum RestartMethod {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RestartConfig {
-    pub method: RestartMethod,
+    /// Unset = chosen by the agent: `systemd` when the runtime runs in a
+    /// systemd service and systemd answers on the bus, else `signal`.
+    pub method: Option<RestartMethod>,
     pub pidfile: Option<PathBuf>,
     pub process: Option<String>,
     pub unit: Option<String>,
@@ -66,17 +67,16 @@ pub struct RestartConfig {
     /// `signal`: how long SIGTERM may take before SIGKILL.
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
-    /// `systemd` and `command`: deadline of the restart command.
+    /// `systemd` and `command`: deadline of the restart (for `systemd`, until
+    /// the unit is active again).
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
-    /// `systemd`: the systemctl binary (tests and DaemonSets substitute a wrapper).
-    pub systemctl: PathBuf,
 }
 
 impl Default for RestartConfig {
     fn default() -> Self {
         Self {
-            method: RestartMethod::Signal,
+            method: None,
             pidfile: None,
             process: None,
             unit: None,
@@ -84,7 +84,6 @@ impl Default for RestartConfig {
             diagnostic_signal: None,
             grace: Duration::from_secs(10),
             timeout: Duration::from_secs(120),
-            systemctl: "systemctl".into(),
         }
     }
 }

@@ -55,6 +55,8 @@ pub(crate) fn restart_kills_containers(kind: RuntimeKind, live_restore: Option<b
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RestartSpec {
     pub method: RestartMethod,
+    /// The config named no method: `restart::choose` picks it.
+    pub method_chosen_by_agent: bool,
     pub pidfile: Option<PathBuf>,
     pub process: String,
     pub unit: String,
@@ -62,14 +64,14 @@ pub(crate) struct RestartSpec {
     pub diagnostic_signal: Option<i32>,
     pub grace: Duration,
     pub timeout: Duration,
-    pub systemctl: PathBuf,
 }
 
 impl RestartSpec {
     pub(crate) fn resolve(kind: RuntimeKind, c: &RestartConfig) -> Self {
         let d = defaults(kind);
         Self {
-            method: c.method,
+            method: c.method.unwrap_or(RestartMethod::Signal),
+            method_chosen_by_agent: c.method.is_none(),
             pidfile: c.pidfile.clone().or_else(|| d.pidfile.map(PathBuf::from)),
             process: c.process.clone().unwrap_or_else(|| d.process.to_owned()),
             unit: c.unit.clone().unwrap_or_else(|| d.unit.to_owned()),
@@ -80,7 +82,6 @@ impl RestartSpec {
             },
             grace: c.grace,
             timeout: c.timeout,
-            systemctl: c.systemctl.clone(),
         }
     }
 }

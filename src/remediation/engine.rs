@@ -40,6 +40,8 @@ use tokio::time::Instant;
 pub(crate) struct EngineParts {
     pub kind: RuntimeKind,
     pub spec: RestartSpec,
+    /// Why the agent chose `spec.method`; `None` when the config named it.
+    pub method_choice: Option<String>,
     pub policy: Policy,
     pub jitter: f64,
     pub dry_run: bool,
@@ -155,6 +157,9 @@ impl Engine {
                     format!("preflight failed: {e}")
                 }
             };
+            if let Some(choice) = &self.p.method_choice {
+                self.preflight = format!("{choice}; {}", self.preflight);
+            }
         }
         self.publish();
         while health.changed().await.is_ok() {
@@ -260,13 +265,21 @@ impl Engine {
             None
         };
         let answered_before = self.machine.history().answered;
+        // The restarter's own account of the runtime's age (systemd: the
+        // unit's start time), asked only when a restart is in reach.
+        let restarter_uptime = if obs.consecutive_failures >= self.p.policy.failure_threshold {
+            self.p.restarter.runtime_uptime().await
+        } else {
+            None
+        };
         let p = &self.p;
         let decision = self.machine.observe(&obs, || Uptimes {
-            runtime: p
-                .procfs
-                .find(p.spec.pidfile.as_deref(), &p.spec.process)
-                .ok()
-                .and_then(|pid| p.procfs.uptime_of(pid)),
+            runtime: restarter_uptime.or_else(|| {
+                p.procfs
+                    .find(p.spec.pidfile.as_deref(), &p.spec.process)
+                    .ok()
+                    .and_then(|pid| p.procfs.uptime_of(pid))
+            }),
             node: p.procfs.node_uptime(),
             hold,
         });

@@ -95,10 +95,11 @@ impl Remediation {
                     .paths
                     .state_dir
                     .join(format!("remediation-{}{suffix}.json", rt.kind));
-                let parts = engine::EngineParts {
+                let mut parts = engine::EngineParts {
                     kind: rt.kind,
                     restarter: restart::build(&spec, &procfs),
                     spec,
+                    method_choice: None,
                     policy: machine::Policy::from(r),
                     jitter: r.backoff_jitter,
                     dry_run: r.dry_run,
@@ -118,20 +119,31 @@ impl Remediation {
                     dumps_dir: config.paths.state_dir.join("dumps"),
                     keep_dumps: r.keep_dumps as usize,
                 };
-                tracing::info!(
-                    target = %rt.kind,
-                    enabled = r.enabled,
-                    dry_run = r.dry_run,
-                    method = report::method_name(parts.spec.method),
-                    "remediation engine started"
-                );
                 let watch = Watch {
                     target: rt.kind.as_str(),
                     metrics: metrics.clone(),
                     board: Arc::clone(&board),
                     health: Arc::clone(health),
                 };
-                tokio::spawn(watch.run(engine::Engine::new(parts).run(runtime_health)))
+                tokio::spawn(watch.run(async move {
+                    // A method left to the agent is chosen from what the
+                    // node shows (the runtime's cgroup, the system bus).
+                    if parts.spec.method_chosen_by_agent {
+                        let (spec, why) = restart::choose(parts.spec.clone(), &parts.procfs).await;
+                        parts.restarter = restart::build(&spec, &parts.procfs);
+                        parts.spec = spec;
+                        parts.method_choice = why;
+                    }
+                    tracing::info!(
+                        target = %parts.kind,
+                        enabled = parts.policy.enabled,
+                        dry_run = parts.dry_run,
+                        method = report::method_name(parts.spec.method),
+                        method_choice = parts.method_choice.as_deref().unwrap_or("configured"),
+                        "remediation engine started"
+                    );
+                    engine::Engine::new(parts).run(runtime_health).await
+                }))
             })
             .collect();
         Self { engines }

@@ -117,6 +117,18 @@ impl Procfs {
         !zombie && parse_stat(&text).is_some_and(|s| s.start_ticks == p.start_ticks)
     }
 
+    /// `/proc/PID/cgroup`, at most 64 KiB.
+    pub(crate) fn cgroup_of(&self, pid: i32) -> Option<String> {
+        use std::io::Read;
+        let mut out = String::new();
+        std::fs::File::open(self.root.join(pid.to_string()).join("cgroup"))
+            .ok()?
+            .take(64 << 10)
+            .read_to_string(&mut out)
+            .ok()?;
+        Some(out)
+    }
+
     /// The state letter of `pid` (`R`, `S`, `D`, `T`, `t`, ...).
     pub(crate) fn state(&self, pid: i32) -> Option<char> {
         let text = std::fs::read_to_string(self.root.join(pid.to_string()).join("stat")).ok()?;

@@ -40,6 +40,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadLimit<S> {
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         let got = (buf.filled().len() - before) as u64;
         if got > this.left {
+            // Nothing past the limit is handed on: the reader sees an error,
+            // not a buffer that grew beyond what it was told was read.
+            buf.set_filled(before);
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("reply larger than {} bytes", this.limit),

@@ -1,12 +1,14 @@
 //! Restarters: how a runtime is restarted, behind one small trait. `signal`
 //! kills the daemon and relies on its supervisor to start it again, `systemd`
-//! restarts its unit, `command` runs an argv. Each restart runs under a
+//! restarts its unit over D-Bus, `command` runs an argv. Each restart runs under a
 //! deadline; its future is `'static` so it completes even if the engine that
 //! started it is replaced by a config reload. Metrics: none.
 
+mod choose;
 mod command;
 mod signal;
 mod systemd;
+mod systemd_bus;
 
 use super::defaults::RestartSpec;
 use super::procfs::{ProcError, Procfs};
@@ -17,6 +19,7 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use choose::choose;
 pub(crate) use command::CommandRestarter;
 pub(crate) use signal::SignalRestarter;
 pub(crate) use systemd::SystemdRestarter;
@@ -25,6 +28,8 @@ pub(crate) use systemd::SystemdRestarter;
 pub(crate) enum RestartError {
     #[error(transparent)]
     Process(#[from] ProcError),
+    #[error(transparent)]
+    Bus(#[from] systemd_bus::BusError),
     #[error("cannot send signal {signal} to PID {pid}: {source}")]
     Signal {
         pid: i32,
@@ -51,10 +56,19 @@ pub(crate) enum RestartError {
 /// A human-readable account of what was done, for the log and `/status`.
 pub(crate) type RestartFuture = Pin<Box<dyn Future<Output = Result<String, RestartError>> + Send>>;
 
+/// How long the runtime has been up, when the restarter knows better than
+/// the runtime's process (`None` = ask `/proc`).
+pub(crate) type UptimeFuture = Pin<Box<dyn Future<Output = Option<Duration>> + Send>>;
+
 pub(crate) trait Restarter: Send + Sync + 'static {
     /// Checks made once when remediation starts; problems are logged, loudly.
     fn preflight(&self) -> RestartFuture;
     fn restart(&self) -> RestartFuture;
+    /// The runtime's age for the cooldown, asked only when a restart is in
+    /// reach.
+    fn runtime_uptime(&self) -> UptimeFuture {
+        Box::pin(std::future::ready(None))
+    }
 }
 
 /// The restarter `spec` asks for.

@@ -15,7 +15,7 @@
 //! death is verified within `KILL_WAIT`; a survivor is an error
 //! (`RestartError::Survived`) that the engine reports as unkillable.
 
-use super::systemd::check_unit_policy;
+use super::systemd::{restart_instead_of_a_fatal_kill, unit_policy};
 use super::{RestartError, RestartFuture, Restarter};
 use crate::remediation::defaults::RestartSpec;
 use crate::remediation::procfs::{Process, Procfs};
@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 /// Time given to the daemon to write its diagnostic dump before SIGTERM.
 const DIAGNOSTIC_PAUSE: Duration = Duration::from_millis(500);
-/// Deadline of the `systemctl show` made once at start.
+/// Deadline of the look at the runtime's systemd unit made once at start.
 const UNIT_CHECK_DEADLINE: Duration = Duration::from_secs(5);
 /// How long SIGKILL may take to remove the process.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -36,7 +36,7 @@ pub(crate) struct SignalRestarter {
     process: String,
     diagnostic: Option<i32>,
     grace: Duration,
-    systemctl: PathBuf,
+    timeout: Duration,
     unit: String,
 }
 
@@ -48,7 +48,7 @@ impl SignalRestarter {
             process: spec.process.clone(),
             diagnostic: spec.diagnostic_signal,
             grace: spec.grace,
-            systemctl: spec.systemctl.clone(),
+            timeout: spec.timeout,
             unit: spec.unit.clone(),
         }
     }
@@ -118,11 +118,11 @@ fn unix_now() -> f64 {
 impl Restarter for SignalRestarter {
     fn preflight(&self) -> RestartFuture {
         let found = self.procfs.find(self.pidfile.as_deref(), &self.process);
-        let (systemctl, unit) = (self.systemctl.clone(), self.unit.clone());
+        let unit = self.unit.clone();
         Box::pin(async move {
             // A killed runtime only comes back if its supervisor restarts it; when
             // systemd supervises it, its Restart= policy says whether it will.
-            let unit = match check_unit_policy(systemctl, unit, UNIT_CHECK_DEADLINE).await {
+            let unit = match unit_policy(unit, UNIT_CHECK_DEADLINE).await {
                 Ok(policy) => policy,
                 Err(e) => format!("no systemd unit to check ({e})"),
             };
@@ -134,9 +134,17 @@ impl Restarter for SignalRestarter {
     fn restart(&self) -> RestartFuture {
         let procfs = self.procfs.clone();
         let found = procfs.find(self.pidfile.as_deref(), &self.process);
-        let (diagnostic, grace) = (self.diagnostic, self.grace);
+        let (diagnostic, grace, timeout) = (self.diagnostic, self.grace, self.timeout);
         Box::pin(async move {
             let p = found?;
+            // Under systemd, a kill is only a restart if the unit's Restart=
+            // starts it again: look before killing.
+            let cgroup = procfs.cgroup_of(p.pid);
+            if let Some(done) =
+                restart_instead_of_a_fatal_kill(cgroup, UNIT_CHECK_DEADLINE, timeout).await?
+            {
+                return Ok(done);
+            }
             let state = procfs.state(p.pid);
             if state == Some('t') {
                 return kill(&procfs, p, "traced (t): SIGKILL at once".into()).await;
@@ -187,7 +195,6 @@ mod tests {
             process: Some(procfs.exe_name(pid).unwrap()),
             diagnostic_signal: Some(crate::config::DiagnosticSignal::None),
             grace,
-            systemctl: "/nonexistent/systemctl".into(),
             ..RestartConfig::default()
         };
         SignalRestarter::new(&RestartSpec::resolve(RuntimeKind::Docker, &config), procfs)
