@@ -7,6 +7,7 @@ use crate::config::{Config, ConfigSource, RuntimeConfig};
 use crate::config_status::ConfigStatus;
 use crate::endpoint::EndpointError;
 use crate::health::Health;
+use crate::kubernetes::Cluster;
 use crate::metrics::{Metrics, NodeLabels};
 use crate::notify;
 use crate::probe::cpu::hierarchy;
@@ -239,12 +240,17 @@ impl Agent {
         );
     }
 
-    fn start(&self) -> (Scheduler, Remediation) {
+    fn start(&self) -> (Scheduler, Remediation, Cluster) {
         self.publish_config();
         let built = build(&self.config, &self.metrics, &self.status);
-        self.metrics
-            .agent
-            .set_node_info(node_labels(&self.config, &built.runtimes));
+        let labels = node_labels(&self.config, &built.runtimes);
+        let cluster = Cluster::start(
+            &self.config.kubernetes,
+            labels.node.clone(),
+            &self.metrics.kubernetes,
+            Arc::clone(&self.status),
+        );
+        self.metrics.agent.set_node_info(labels);
         let names: Vec<&str> = built.probes.iter().map(|p| p.name()).collect();
         tracing::info!(probes = ?names, "probes scheduled");
         let remediation = Remediation::start(
@@ -254,10 +260,12 @@ impl Agent {
             Arc::clone(&self.status),
             &self.histories,
             &self.health,
+            &cluster,
         );
         (
             Scheduler::start(built.probes, self.sinks(), true),
             remediation,
+            cluster,
         )
     }
 
@@ -275,7 +283,7 @@ impl Agent {
         tracing::info!(listen = %listener.local_addr()?, "serving /metrics /healthz /readyz /status");
         let server = tokio::spawn(server::serve(listener, state));
         self.config_status.applied();
-        let (mut scheduler, mut remediation) = self.start();
+        let (mut scheduler, mut remediation, mut cluster) = self.start();
         // Under systemd: READY=1 after the first round, WATCHDOG=1 while progressing.
         let systemd = notify::Supervisor::start_from_env(Arc::clone(&self.health));
         loop {
@@ -286,7 +294,8 @@ impl Agent {
                     if self.reload() {
                         scheduler.stop();
                         remediation.stop();
-                        (scheduler, remediation) = self.start();
+                        cluster.stop();
+                        (scheduler, remediation, cluster) = self.start();
                     }
                 }
             }
@@ -297,6 +306,7 @@ impl Agent {
         }
         scheduler.stop();
         remediation.stop();
+        cluster.stop();
         server.abort();
         Ok(())
     }

@@ -9,6 +9,7 @@ pub mod endpoint;
 pub(crate) mod gzip;
 pub mod health;
 pub(crate) mod ignored_signals;
+pub mod kubernetes;
 pub mod metrics;
 pub(crate) mod notify;
 pub mod once;

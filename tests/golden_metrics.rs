@@ -11,6 +11,7 @@
 
 use nodevitals::config::{Config, RuntimeConfig};
 use nodevitals::health::Health;
+use nodevitals::kubernetes::Cluster;
 use nodevitals::metrics::{Metrics, NodeLabels};
 use nodevitals::probe::cpu::{CpuProbe, CpuProbeConfig};
 use nodevitals::probe::runtime::RuntimeProbe;
@@ -150,6 +151,7 @@ async fn metrics_of_an_agent_in_a_fixed_state_match_the_golden_file() {
         Arc::clone(&status),
         &Arc::new(Histories::default()),
         &sinks.health,
+        &Cluster::off(),
     );
     let disabled = "nodevitals_remediation_state{target=\"docker\",state=\"disabled\"} 1";
     tokio::time::timeout(Duration::from_secs(60), async {

@@ -34,10 +34,12 @@ fn manifest() -> BTreeMap<String, Value> {
             .as_str()
             .expect("every document has a kind")
             .to_owned();
-        assert!(
-            docs.insert(kind.clone(), v).is_none(),
-            "two {kind} documents"
-        );
+        // RBAC objects come in pairs (cluster and namespaced): keyed by namespace.
+        let key = match (kind.as_str(), v["metadata"]["namespace"].as_str()) {
+            ("Role" | "RoleBinding", Some(ns)) => format!("{kind}/{ns}"),
+            _ => kind.clone(),
+        };
+        assert!(docs.insert(key, v).is_none(), "two {kind} documents");
     }
     docs
 }
@@ -121,7 +123,18 @@ fn manifest_agrees_with_the_binary() {
     let kinds: BTreeSet<&str> = docs.keys().map(String::as_str).collect();
     assert_eq!(
         kinds,
-        BTreeSet::from(["ConfigMap", "DaemonSet", "Namespace", "ServiceAccount"])
+        BTreeSet::from([
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "DaemonSet",
+            "Namespace",
+            "Role/default",
+            "Role/nodevitals",
+            "RoleBinding/default",
+            "RoleBinding/nodevitals",
+            "ServiceAccount"
+        ])
     );
     let ns = s(&docs["Namespace"]["metadata"]["name"], "namespace");
     for kind in ["ServiceAccount", "ConfigMap", "DaemonSet"] {

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 mod bounds;
 mod dns;
+mod kubernetes;
 mod runtime;
 mod signal;
 mod timeouts;
 
 pub use crate::vocabulary::RuntimeKind;
 pub use dns::{DnsConfig, DnsName, DnsQtype, DnsServer, DnsTransport};
+pub use kubernetes::{KubernetesConfig, Unreachable};
 pub use runtime::{DiskFullPolicy, RemediationConfig, RestartConfig, RestartMethod, RuntimeConfig};
 pub use signal::DiagnosticSignal;
 
@@ -58,6 +60,7 @@ pub struct Config {
     pub kubelet: KubeletConfig,
     pub dns: DnsConfig,
     pub cpu: CpuConfig,
+    pub kubernetes: KubernetesConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -298,6 +301,7 @@ impl Config {
             self.cpu.interval,
             self.cpu.timeout,
         )?;
+        self.kubernetes.validate()?;
         Ok(())
     }
 }

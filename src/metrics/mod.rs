@@ -15,6 +15,7 @@ mod agent;
 mod cpu;
 mod dns;
 pub(crate) mod exposition;
+mod kubernetes;
 mod remediation;
 mod runtime;
 
@@ -24,6 +25,7 @@ pub use cpu::{
 };
 pub use dns::DnsMetrics;
 pub(crate) use dns::QueryLabels;
+pub use kubernetes::KubernetesMetrics;
 pub use remediation::RemediationMetrics;
 pub use runtime::{KubeletMetrics, RuntimeMetrics};
 
@@ -52,6 +54,7 @@ pub struct Metrics {
     pub cpu: CpuMetrics,
     pub remediation: RemediationMetrics,
     pub dns: DnsMetrics,
+    pub kubernetes: KubernetesMetrics,
 }
 
 impl Metrics {
@@ -63,6 +66,7 @@ impl Metrics {
         let cpu = CpuMetrics::register(&mut registry);
         let remediation = RemediationMetrics::register(&mut registry);
         let dns = DnsMetrics::register(&mut registry);
+        let kubernetes = KubernetesMetrics::register(&mut registry);
         Self {
             registry,
             agent,
@@ -71,6 +75,7 @@ impl Metrics {
             cpu,
             remediation,
             dns,
+            kubernetes,
         }
     }
 

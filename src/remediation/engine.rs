@@ -12,6 +12,7 @@
 //! `nodevitals_runtime_root_free_bytes`, `_free_inodes`,
 //! `nodevitals_node_io_pressure_seconds_total`, `_memory_pressure_seconds_total`.
 
+use super::cluster_report::ClusterReport;
 use super::defaults::{restart_kills_containers, RestartSpec};
 use super::diagnosis::storage::{self, RootSpace};
 use super::diagnosis::{dumps, Class, Diagnoser, Diagnosis};
@@ -27,6 +28,7 @@ use super::skips::Skips;
 use super::state_file::{self, Persisted, StateFileError};
 use super::Board;
 use crate::config::{DiskFullPolicy, RuntimeKind};
+use crate::kubernetes::{Link, SlotGuard, Verdict};
 use crate::metrics::RemediationMetrics;
 use crate::vocabulary::{Outcome, RuntimeHealth};
 use rand::Rng;
@@ -49,6 +51,9 @@ pub(crate) struct EngineParts {
     pub restarter: Arc<dyn Restarter>,
     pub metrics: RemediationMetrics,
     pub board: Arc<Board>,
+    pub cluster: Link,
+    /// For messages: the ConfigMap that pauses the fleet.
+    pub pause_configmap: String,
     pub histories: Arc<Histories>,
     pub diagnoser: Diagnoser,
     pub on_disk_full: DiskFullPolicy,
@@ -71,6 +76,9 @@ pub(crate) struct Engine {
     last_decision: &'static str,
     skips: Skips,
     preflight: String,
+    report: ClusterReport,
+    /// The fleet restart slot, held from the restart until it settles.
+    slot: Option<SlotGuard>,
     /// The runtime's process while it fails (found once per failing streak).
     process: Option<Process>,
     /// The diagnosis of this failing round.
@@ -97,6 +105,7 @@ impl Engine {
             .get(&p.state_path)
             .unwrap_or_else(|| Self::load(target, &p));
         let machine = Machine::new(p.policy.clone(), kept.history);
+        let report = ClusterReport::new(p.cluster.clone(), target);
         Self {
             target,
             method,
@@ -110,6 +119,8 @@ impl Engine {
             last_decision: "none",
             skips: Skips::default(),
             preflight: String::new(),
+            report,
+            slot: None,
             process: None,
             diagnosis: None,
             last_hang: None,
@@ -286,13 +297,23 @@ impl Engine {
             // dead runtime rather than a wrong path, across agent restarts.
             self.save().await;
         }
+        // Before acting: a restart takes seconds, the cluster must not wait.
+        self.report_round(&obs);
         match decision {
             Decision::Nothing => {}
             Decision::Skip(reason) => self.skipped(reason, &obs),
-            Decision::Restart => {
-                self.restart(&obs).await;
-                return !self.p.dry_run;
-            }
+            Decision::Restart => match self.gate().await {
+                Ok(slot) => {
+                    self.slot = slot;
+                    self.restart(&obs).await;
+                    self.report_round(&obs);
+                    return !self.p.dry_run;
+                }
+                Err(reason) => {
+                    self.machine.hold_back(reason);
+                    self.skipped(reason, &obs);
+                }
+            },
             Decision::Recovered { after } => {
                 self.last_decision = "recovered";
                 self.p.metrics.observe_recovery(self.target, after);
@@ -305,6 +326,7 @@ impl Engine {
                     running_after = ?running_after,
                     "runtime answers again after the restart"
                 );
+                self.report.recovered(after, before, running_after);
                 self.settle("success", |e| {
                     e.recovery_seconds = Some(after.as_secs_f64());
                     e.running_after = running_after;
@@ -318,18 +340,58 @@ impl Engine {
                     recovery_timeout = ?self.p.policy.recovery_timeout,
                     "runtime not answering within recovery_timeout after the restart: a failed restart"
                 );
+                self.report.repair_failed(
+                    "RestartDidNotRecover",
+                    format!(
+                        "{} was restarted but did not answer within recovery_timeout ({}); the node needs repair from outside.",
+                        self.target,
+                        humantime::format_duration(self.p.policy.recovery_timeout)
+                    ),
+                );
                 self.settle("failure", |e| {
                     e.detail.push_str("; not answering within recovery_timeout")
                 })
                 .await;
             }
         }
+        self.report_round(&obs);
         false
+    }
+
+    /// Whether the fleet lets this restart go: the slot to hold through it,
+    /// or why not. A dry run asks nobody.
+    async fn gate(&mut self) -> Result<Option<SlotGuard>, SkipReason> {
+        if self.p.dry_run {
+            return Ok(None);
+        }
+        match self.p.cluster.ask_restart().await {
+            Verdict::Go(slot) => Ok(slot),
+            Verdict::Unreachable { go: true } => Ok(None),
+            Verdict::Paused => Err(SkipReason::Paused),
+            Verdict::FleetLimit | Verdict::Unreachable { go: false } => Err(SkipReason::FleetLimit),
+        }
+    }
+
+    /// After every round: the cluster's view of this target.
+    fn report_round(&mut self, obs: &Observation) {
+        let next = self
+            .machine
+            .next_allowed(obs.now)
+            .map(|t| t.saturating_duration_since(obs.now));
+        self.report.round(
+            obs,
+            self.machine.state(),
+            self.machine.history(),
+            self.machine.policy(),
+            next,
+        );
     }
 
     /// Settles the pending restart: the event first, then `/status`, then the
     /// counter (whoever sees the count sees the event), then the state file.
+    /// The fleet slot is released.
     async fn settle(&mut self, result: &'static str, update: impl FnOnce(&mut Event)) {
+        self.slot = None;
         if let Some(e) = self.pending_event() {
             e.result = result.into();
             update(e);
@@ -347,6 +409,17 @@ impl Engine {
         self.skips
             .record(reason.as_str(), at.to_unix(obs.now), interrupted);
         self.last_decision = reason.as_str();
+        let next = self
+            .machine
+            .next_allowed(obs.now)
+            .map(|t| t.saturating_duration_since(obs.now));
+        self.report.skipped(
+            reason,
+            self.machine.history(),
+            self.machine.policy(),
+            next,
+            &self.p.pause_configmap,
+        );
         if !matches!(reason, SkipReason::NotAHang | SkipReason::Misconfigured) {
             self.hang_decided();
         }
@@ -446,6 +519,13 @@ impl Engine {
                     detail,
                     "restart issued; awaiting recovery"
                 );
+                self.report.restart_issued(
+                    self.method,
+                    &detail,
+                    obs.would_kill,
+                    obs.last_answer
+                        .map(|t| decided.saturating_duration_since(t)),
+                );
                 if let Some(ev) = self.pending_event() {
                     ev.detail = format!("{detail}; {}", ev.detail);
                 }
@@ -455,6 +535,13 @@ impl Engine {
             }
             Err(e) => {
                 tracing::error!(target = self.target, method = self.method, error = %e, "restart failed");
+                self.report.repair_failed(
+                    "RestartFailed",
+                    format!(
+                        "nodevitals could not restart {} by {}: {e}.",
+                        self.target, self.method
+                    ),
+                );
                 self.machine
                     .restart_finished(decided, Instant::now(), RestartEnd::Failed);
                 self.settle("failure", |ev| ev.detail = e).await;

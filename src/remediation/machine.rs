@@ -75,10 +75,15 @@ pub(crate) enum SkipReason {
     Unkillable,
     /// The runtime's root directory is full and policy holds the restart.
     DiskFull,
+    /// Every fleet-wide restart slot is taken (or the API server could not be
+    /// asked and `kubernetes.on_unreachable = "hold"`).
+    FleetLimit,
+    /// Restarts are paused fleet-wide.
+    Paused,
 }
 
 impl SkipReason {
-    pub(crate) const ALL: [SkipReason; 9] = [
+    pub(crate) const ALL: [SkipReason; 11] = [
         SkipReason::Cooldown,
         SkipReason::Backoff,
         SkipReason::Budget,
@@ -88,6 +93,8 @@ impl SkipReason {
         SkipReason::KillsWorkloads,
         SkipReason::Unkillable,
         SkipReason::DiskFull,
+        SkipReason::FleetLimit,
+        SkipReason::Paused,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -101,6 +108,8 @@ impl SkipReason {
             SkipReason::KillsWorkloads => "kills_workloads",
             SkipReason::Unkillable => "unkillable",
             SkipReason::DiskFull => "disk_full",
+            SkipReason::FleetLimit => "fleet_limit",
+            SkipReason::Paused => "paused",
         }
     }
 }
@@ -206,6 +215,8 @@ pub(crate) struct Machine {
     /// The restart awaiting recovery: when it was decided, and when the
     /// restarter finished (the recovery deadline counts from there).
     pending: Option<(Instant, Instant)>,
+    /// The history before the restart just decided, should the fleet refuse it.
+    before_restart: Option<History>,
 }
 
 impl Machine {
@@ -222,6 +233,7 @@ impl Machine {
             first_seen: None,
             healthy_since: None,
             pending: None,
+            before_restart: None,
         }
     }
 
@@ -306,9 +318,22 @@ impl Machine {
             };
             return Decision::Skip(reason);
         }
+        self.before_restart = Some(self.history.clone());
         self.history.record_restart(o.now, &self.policy, o.jitter);
         self.state = State::Restarting;
         Decision::Restart
+    }
+
+    /// The restart just decided is held back from outside (fleet limit,
+    /// pause): it never happened, so it spends no budget and no backoff.
+    pub(crate) fn hold_back(&mut self, reason: SkipReason) -> Decision {
+        if self.state == State::Restarting {
+            if let Some(h) = self.before_restart.take() {
+                self.history = h;
+            }
+            self.state = State::Failing;
+        }
+        Decision::Skip(reason)
     }
 
     /// The first guard that holds a confirmed hang back, most severe first.

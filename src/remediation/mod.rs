@@ -5,6 +5,7 @@
 //!
 //! Metrics: `nodevitals_remediation_*` (emitted by `engine`).
 
+mod cluster_report;
 mod defaults;
 mod diagnosis;
 mod engine;
@@ -21,6 +22,7 @@ pub use memory::Histories;
 
 use crate::config::{Config, RemediationConfig, RuntimeConfig};
 use crate::health::Health;
+use crate::kubernetes::Cluster;
 use crate::metrics::RemediationMetrics;
 use crate::status::StatusBoard;
 use crate::vocabulary::RuntimeHealth;
@@ -99,6 +101,7 @@ impl Remediation {
         status: Arc<StatusBoard>,
         histories: &Arc<Histories>,
         health: &Arc<Health>,
+        cluster: &Cluster,
     ) -> Self {
         health.clear_failed();
         let board = Arc::new(Board::new(status));
@@ -125,6 +128,8 @@ impl Remediation {
                     procfs: procfs.clone(),
                     metrics: metrics.clone(),
                     board: Arc::clone(&board),
+                    cluster: cluster.link(),
+                    pause_configmap: config.kubernetes.pause_configmap.clone(),
                     histories: Arc::clone(histories),
                     diagnoser: diagnosis::Diagnoser::new(
                         &config.paths.proc,

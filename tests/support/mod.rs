@@ -16,6 +16,7 @@ pub mod dnsmasq;
 pub mod dockerd;
 pub mod freezer;
 pub mod hostile;
+pub mod kube_api;
 pub mod kubelet;
 pub mod node;
 pub mod oci_image;
