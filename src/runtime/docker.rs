@@ -145,6 +145,10 @@ fn to_call_error(e: bollard::errors::Error, socket: &Path) -> CallError {
             answered: true,
             message: format!("dockerd answered {status_code}: {message}"),
         },
+        // Transparent: its `source()` skips the io::Error it carries, so
+        // the error itself is what is classified (permission denied on
+        // connect is `misconfigured`).
+        bollard::errors::Error::IOError { err } => classify_error(&err, socket),
         other => classify_error(&other, socket),
     }
 }
