@@ -114,8 +114,9 @@ async fn serve_connection(stream: TcpStream, ticket: Ticket, state: AppState) {
         .header_read_timeout(HEADER_TIMEOUT)
         .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(io, svc);
+    let conn = std::pin::pin!(conn);
     tokio::select! {
-        r = conn => {
+        r = ticket.slot.settles(conn) => {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "connection ended with an error");
             }

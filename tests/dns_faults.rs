@@ -12,10 +12,21 @@ const REQUESTS: &str = "nodevitals_dns_requests_total";
 const PAIR_LOST: &str = "nodevitals_dns_pair_lost_total";
 
 fn start(ip: &str, test: &str) -> (Responder, tempfile::TempDir, AgentProcess) {
+    start_delayed(ip, test, Duration::ZERO)
+}
+
+/// The responder delays every answer by `delay` from its first query on: the
+/// agent's first round leaves as soon as it starts, before a test could set it.
+fn start_delayed(
+    ip: &str,
+    test: &str,
+    delay: Duration,
+) -> (Responder, tempfile::TempDir, AgentProcess) {
     let responder = Responder::start(
         format!("{ip}:0").parse().unwrap(),
         Zone::new(&["a.test"], &[]),
     );
+    responder.set_delay(delay);
     let dir = short_tempdir(test);
     let config = support::dns_config::dns_only(
         dir.path(),
@@ -40,9 +51,8 @@ fn requests(m: &Metrics, qtype: &str, result: &str) -> f64 {
 /// real latency the agent must report, not an error of its measurement.
 #[test]
 fn latency_tracks_the_injected_delay() {
-    let (responder, _dir, agent) = start("127.0.0.62", "dns-delay");
     let delay = Duration::from_millis(40);
-    responder.set_delay(delay);
+    let (responder, _dir, agent) = start_delayed("127.0.0.62", "dns-delay", delay);
     let both = |m: &Metrics, name: &str| {
         ["A", "AAAA"]
             .iter()

@@ -204,10 +204,19 @@ fn hang_is_reported_on_the_node_and_budget_exhaustion_escalates() {
     );
     assert_eq!(restarted["reportingController"], "nodevitals");
     assert_eq!(restarted["reportingInstance"], "node-a");
-    assert!(
-        restarted["note"].as_str().unwrap().contains("by signal"),
-        "{restarted}"
-    );
+    let note = restarted["note"].as_str().unwrap();
+    assert!(note.contains("by signal"), "{restarted}");
+    // The evidence travels with the event: where dockerd's goroutine dump
+    // was kept (a file that exists), and the diagnosis of the frozen process.
+    let dumps = dir.path().join("state").join("dumps");
+    let kept = note
+        .split("Stack dump kept at ")
+        .nth(1)
+        .and_then(|rest| rest.split(". ").next())
+        .unwrap_or_else(|| panic!("no dump path in the event: {note}"));
+    assert!(kept.starts_with(&dumps.display().to_string()), "{note}");
+    assert!(Path::new(kept).is_file(), "{kept} is not a kept dump");
+    assert!(note.contains("Diagnosis: stopped"), "{note}");
 
     let back = api.wait_condition("node-a", UNHEALTHY, MINUTE, |c| status_of(c) == "False");
     assert_eq!(back["reason"], "Healthy");

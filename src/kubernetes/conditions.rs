@@ -121,10 +121,14 @@ impl Written {
 
 /// The body of a strategic-merge patch of `nodes/status`: `conditions` merge
 /// by `type`, so only the types listed are touched and every other condition
-/// of the Node (the kubelet's, other agents') stays exactly as it is.
+/// of the Node (the kubelet's, other agents') stays exactly as it is. The
+/// `resourceVersion` the writer last saw makes it conditional: a request the
+/// agent gave up on but the API server applies later finds the Node changed
+/// and gets 409, instead of putting back what the agent no longer thinks.
 pub(crate) fn status_patch(
     written: &BTreeMap<ConditionType, Written>,
     heartbeat: &str,
+    resource_version: &str,
 ) -> serde_json::Value {
     let conditions: Vec<serde_json::Value> = written
         .iter()
@@ -139,7 +143,10 @@ pub(crate) fn status_patch(
             })
         })
         .collect();
-    serde_json::json!({ "status": { "conditions": conditions } })
+    serde_json::json!({
+        "metadata": { "resourceVersion": resource_version },
+        "status": { "conditions": conditions },
+    })
 }
 
 /// The current time as a Kubernetes `Time` (RFC 3339, whole seconds).
@@ -185,13 +192,14 @@ mod tests {
             ConditionType::RuntimeUnhealthy,
             Written::next(None, d(Status::True, "Hung"), "t1"),
         );
-        let p = status_patch(&w, "t9");
+        let p = status_patch(&w, "t9", "42");
         let c = &p["status"]["conditions"];
         assert_eq!(c.as_array().unwrap().len(), 1);
         assert_eq!(c[0]["type"], "ContainerRuntimeUnhealthy");
         assert_eq!(c[0]["status"], "True");
         assert_eq!(c[0]["lastHeartbeatTime"], "t9");
         assert_eq!(c[0]["lastTransitionTime"], "t1");
-        assert_eq!(p.as_object().unwrap().len(), 1, "nothing but status");
+        assert_eq!(p["metadata"]["resourceVersion"], "42");
+        assert_eq!(p.as_object().unwrap().len(), 2, "nothing but status");
     }
 }

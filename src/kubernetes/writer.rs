@@ -3,8 +3,11 @@
 //! condition changes (status, reason or message) and once per heartbeat
 //! otherwise: at most one write per heartbeat per node in steady state. On
 //! start it reads the Node, so the conditions it finds there keep their
-//! `lastTransitionTime` and are asserted again. A failed request is retried
-//! after a jittered backoff; meanwhile the latest wishes replace older ones.
+//! `lastTransitionTime` and are asserted again. Every write is conditional on
+//! the Node's `resourceVersion`; on a conflict (the kubelet wrote, or a write
+//! the agent gave up on landed late) it reads the Node again and writes once
+//! more. A failed request is retried after a jittered backoff; meanwhile the
+//! latest wishes replace older ones.
 //!
 //! Metrics: `nodevitals_node_condition{condition,status}`.
 
@@ -24,6 +27,13 @@ use tokio::time::Instant;
 pub(super) struct Writer {
     node: String,
     uid: Option<String>,
+    /// The Node's `resourceVersion` as last read or written; `None` until
+    /// the Node is read, and again after a conflict.
+    resource_version: Option<String>,
+    /// A write failed: it may still have been applied (a timeout, a 500 after
+    /// the commit), so `written` is no longer known to be on the Node and the
+    /// next sync writes whether or not the wishes changed.
+    unsure: bool,
     heartbeat: Duration,
     shared: Arc<Shared>,
     events_rx: mpsc::Receiver<NodeEvent>,
@@ -44,6 +54,8 @@ impl Writer {
         Self {
             node,
             uid: None,
+            resource_version: None,
+            unsure: false,
             heartbeat: cfg.heartbeat,
             shared,
             events_rx,
@@ -112,11 +124,17 @@ impl Writer {
     }
 
     async fn sync(&mut self, api: &ApiClient) -> Result<(), CallError> {
-        let uid = match &self.uid {
-            Some(uid) => uid.clone(),
-            None => self.read_node(api).await?,
+        let uid = match (&self.uid, &self.resource_version) {
+            (Some(uid), Some(_)) => uid.clone(),
+            _ => self.read_node(api).await?,
         };
-        self.write_conditions(api).await?;
+        match self.write_conditions(api).await {
+            Err(CallError::Conflict(_)) => {
+                self.read_node(api).await?;
+                self.write_conditions(api).await?;
+            }
+            other => other?,
+        }
         let node = NodeRef {
             name: self.node.clone(),
             uid,
@@ -158,6 +176,7 @@ impl Writer {
         }
         let uid = node.metadata.uid.unwrap_or_default();
         self.uid = Some(uid.clone());
+        self.resource_version = node.metadata.resource_version;
         Ok(uid)
     }
 
@@ -172,7 +191,7 @@ impl Writer {
         let heartbeat_due = self
             .last_write
             .is_none_or(|t| t.elapsed() >= self.heartbeat);
-        if !changed && !heartbeat_due {
+        if !changed && !heartbeat_due && !self.unsure {
             return Ok(());
         }
         let now = conditions::now_rfc3339();
@@ -180,17 +199,26 @@ impl Writer {
             .into_iter()
             .map(|(t, d)| (t, Written::next(self.written.get(&t), d, &now)))
             .collect();
-        let patch = conditions::status_patch(&next, &now);
+        let version = self.resource_version.as_deref().unwrap_or_default();
+        let patch = conditions::status_patch(&next, &now, version);
         let nodes: kube::Api<Node> = kube::Api::all(api.client.clone());
-        api.call(
-            "patch_node_status",
-            nodes.patch_status(
-                &self.node,
-                &Default::default(),
-                &kube::api::Patch::Strategic(&patch),
-            ),
-        )
-        .await?;
+        let result = api
+            .call(
+                "patch_node_status",
+                nodes.patch_status(
+                    &self.node,
+                    &Default::default(),
+                    &kube::api::Patch::Strategic(&patch),
+                ),
+            )
+            .await;
+        // On an error the version stays: a write that timed out may still
+        // land, and the next one, conditional on the same version, either
+        // lands first (the late one then gets a conflict) or gets a conflict
+        // itself and reads the Node again.
+        self.unsure = result.is_err();
+        let node = result?;
+        self.resource_version = node.metadata.resource_version;
         for (t, w) in &next {
             api.metrics()
                 .set_condition(t.as_str(), w.desired.status.as_str());

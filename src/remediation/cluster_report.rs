@@ -14,6 +14,20 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// What the event of an issued restart says.
+pub(crate) struct IssuedRestart<'a> {
+    pub method: &'a str,
+    /// What the restarter did (PID, signals).
+    pub detail: &'a str,
+    pub would_kill: u64,
+    /// How long the runtime had not answered.
+    pub silent: Option<Duration>,
+    /// Where the runtime's stack dump was kept.
+    pub dump: Option<&'a str>,
+    /// The process and node diagnosis of the hang decision.
+    pub diagnosis: Option<&'a str>,
+}
+
 pub(crate) struct ClusterReport {
     link: Link,
     target: &'static str,
@@ -189,23 +203,29 @@ impl ClusterReport {
         });
     }
 
-    pub(crate) fn restart_issued(
-        &mut self,
-        method: &str,
-        detail: &str,
-        would_kill: u64,
-        silent: Option<Duration>,
-    ) {
-        let silent = silent
+    /// The restart's event: how, after how long, what it kills, then the
+    /// evidence (where the stack dump went, the diagnosis), last because the
+    /// API server cuts a long note at its end.
+    pub(crate) fn restart_issued(&mut self, restart: &IssuedRestart<'_>) {
+        let silent = restart
+            .silent
             .map(|s| format!(" after {} without an answer", secs(s)))
+            .unwrap_or_default();
+        let dump = restart
+            .dump
+            .map(|d| format!(" Stack dump kept at {d}."))
+            .unwrap_or_default();
+        let diagnosis = restart
+            .diagnosis
+            .map(|d| format!(" Diagnosis: {d}."))
             .unwrap_or_default();
         self.link.event(NodeEvent {
             warning: true,
             reason: "RuntimeRestarted",
             action: "Restart",
             note: format!(
-                "Restarted {} by {method}{silent}: {detail}; {would_kill} running containers will be killed.",
-                self.target
+                "Restarted {} by {}{silent}: {}; {} running containers will be killed.{dump}{diagnosis}",
+                self.target, restart.method, restart.detail, restart.would_kill
             ),
         });
     }

@@ -12,7 +12,7 @@
 //! `nodevitals_runtime_root_free_bytes`, `_free_inodes`,
 //! `nodevitals_node_io_pressure_seconds_total`, `_memory_pressure_seconds_total`.
 
-use super::cluster_report::ClusterReport;
+use super::cluster_report::{ClusterReport, IssuedRestart};
 use super::defaults::{restart_kills_containers, RestartSpec};
 use super::diagnosis::storage::{self, RootSpace};
 use super::diagnosis::{dumps, Class, Diagnoser, Diagnosis};
@@ -519,13 +519,17 @@ impl Engine {
                     detail,
                     "restart issued; awaiting recovery"
                 );
-                self.report.restart_issued(
-                    self.method,
-                    &detail,
-                    obs.would_kill,
-                    obs.last_answer
+                let pending = self.events.last().filter(|e| e.result == "pending");
+                self.report.restart_issued(&IssuedRestart {
+                    method: self.method,
+                    detail: &detail,
+                    would_kill: obs.would_kill,
+                    silent: obs
+                        .last_answer
                         .map(|t| decided.saturating_duration_since(t)),
-                );
+                    dump: pending.and_then(|e| e.dump.as_deref()),
+                    diagnosis: pending.and_then(|e| e.diagnosis.as_deref()),
+                });
                 if let Some(ev) = self.pending_event() {
                     ev.detail = format!("{detail}; {}", ev.detail);
                 }

@@ -1,15 +1,21 @@
 //! Which connections the HTTP front keeps: at most `capacity` open at once, and
 //! the newest always gets in. When full, the oldest connection with no request
-//! in flight (idle keep-alive, a client still sending its headers: the cheap
-//! ones to hold and the slowloris ones) is closed to make room, else the
-//! oldest of all (a client stalled reading its answer). A kubelet probe or a
-//! scrape is the newest connection when it arrives and is answered within
-//! milliseconds, so holding connections open cannot keep it out. Emits no
+//! in flight that has already been read (idle keep-alive, a client still
+//! sending its headers: the cheap ones to hold and the slowloris ones) is
+//! closed to make room; failing that the oldest with no request in flight,
+//! else the oldest of all (a client stalled reading its answer). A kubelet
+//! probe or a scrape sends its request with its first packet: until its task
+//! has read that, the connection is not yet a candidate, and once it has, the
+//! request is in flight. So a flood of reconnecting clients, however fast it
+//! churns the table, cannot push a probe out before it was read. Emits no
 //! metrics.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use tokio::sync::Notify;
 
 /// One open connection as the table sees it.
@@ -17,6 +23,9 @@ use tokio::sync::Notify;
 pub(crate) struct Slot {
     /// Requests being answered (0 or 1 on HTTP/1.1).
     in_flight: AtomicUsize,
+    /// Its task has read all the client had sent and waits for more: what
+    /// was there is parsed (a request in it is in flight).
+    settled: AtomicBool,
     /// Fired when the table closes the connection to make room.
     shed: Notify,
 }
@@ -34,8 +43,39 @@ impl Slot {
         self.shed.notified().await;
     }
 
+    /// Drives `connection`, marking this slot settled the first time the
+    /// connection waits (it read what there was and found no more).
+    pub(crate) fn settles<F: Future + Unpin>(&self, connection: F) -> Settles<'_, F> {
+        Settles {
+            slot: self,
+            connection,
+        }
+    }
+
     fn busy(&self) -> bool {
         self.in_flight.load(Ordering::Relaxed) > 0
+    }
+
+    fn settled(&self) -> bool {
+        self.settled.load(Ordering::Relaxed)
+    }
+}
+
+/// A connection's future that marks its slot settled when it first waits.
+pub(crate) struct Settles<'a, F> {
+    slot: &'a Slot,
+    connection: F,
+}
+
+impl<F: Future + Unpin> Future for Settles<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let polled = Pin::new(&mut self.connection).poll(cx);
+        if polled.is_pending() {
+            self.slot.settled.store(true, Ordering::Relaxed);
+        }
+        polled
     }
 }
 
@@ -117,13 +157,16 @@ impl Admission {
     }
 }
 
-/// Closes the oldest idle connection, else the oldest; the table forgets it at
-/// once (its task closes the socket when it next runs).
+/// Closes the oldest idle connection already read, else the oldest idle one,
+/// else the oldest; the table forgets it at once (its task closes the socket
+/// when it next runs).
 fn shed_one(open: &mut Open) {
+    let idle = |s: &Arc<Slot>| !s.busy();
     let victim = open
         .slots
         .iter()
-        .find(|(_, s)| !s.busy())
+        .find(|(_, s)| idle(s) && s.settled())
+        .or_else(|| open.slots.iter().find(|(_, s)| idle(s)))
         .or_else(|| open.slots.iter().next())
         .map(|(id, _)| *id);
     if let Some(slot) = victim.and_then(|id| open.slots.remove(&id)) {
@@ -143,6 +186,13 @@ mod tests {
             .is_ok()
     }
 
+    /// Marks `t` settled the way its connection task would: by waiting once.
+    async fn settle(t: &Ticket) {
+        let mut waits = Box::pin(tokio::time::sleep(Duration::from_secs(60)));
+        let _ = tokio::time::timeout(Duration::from_millis(1), t.slot.settles(&mut waits)).await;
+        assert!(t.slot.settled());
+    }
+
     #[tokio::test]
     async fn full_table_sheds_the_oldest_idle_connection_first() {
         let table = Admission::new(3);
@@ -150,11 +200,39 @@ mod tests {
         let _request = busy.slot.begin_request();
         let idle_old = table.admit();
         let idle_new = table.admit();
+        for t in [&busy, &idle_old, &idle_new] {
+            settle(t).await;
+        }
         let newest = table.admit();
         assert_eq!(table.len(), 3);
         assert!(is_shed(&idle_old.slot).await, "the oldest idle one goes");
         assert!(!is_shed(&busy.slot).await, "older, but answering");
         assert!(!is_shed(&idle_new.slot).await);
+        assert!(!is_shed(&newest.slot).await);
+    }
+
+    #[tokio::test]
+    async fn a_connection_not_yet_read_outlives_older_idle_ones_that_were() {
+        let table = Admission::new(3);
+        let unread = table.admit();
+        let read_old = table.admit();
+        let read_new = table.admit();
+        settle(&read_old).await;
+        settle(&read_new).await;
+        let newest = table.admit();
+        assert!(
+            is_shed(&read_old.slot).await,
+            "read and idle: the candidate"
+        );
+        assert!(
+            !is_shed(&unread.slot).await,
+            "oldest, but its request may be unread"
+        );
+        let _newer = table.admit();
+        assert!(is_shed(&read_new.slot).await);
+        // Nothing read is left to choose: the oldest unread one goes.
+        let _newest_yet = table.admit();
+        assert!(is_shed(&unread.slot).await);
         assert!(!is_shed(&newest.slot).await);
     }
 

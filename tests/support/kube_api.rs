@@ -5,7 +5,7 @@
 //! on the test machines. Stopped by PID when dropped; its state file lets a
 //! test stop it ("down") and start it again on the same port.
 
-use super::{http_get, wait_until};
+use super::http_get;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -119,12 +119,18 @@ impl KubeApi {
         timeout: Duration,
         cond: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let mut last = None;
-        wait_until(timeout, &format!("condition {type_} on {node}"), || {
-            last = self.condition(node, type_);
-            last.as_ref().is_some_and(&cond)
-        });
-        last.unwrap()
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let last = self.condition(node, type_);
+            if let Some(c) = last.as_ref().filter(|c| cond(c)) {
+                return c.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for condition {type_} on {node}; it is {last:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Events stored about `node` with `reason`.
