@@ -25,7 +25,7 @@ use crate::runtime::{detect, RuntimeClient};
 use crate::scheduler::{Scheduler, Sinks};
 use crate::server::{self, AppState};
 use crate::status::StatusBoard;
-use crate::vocabulary::RuntimeHealth;
+use crate::vocabulary::{NodeService, RuntimeHealth, ServiceRound};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -38,6 +38,9 @@ pub struct Built {
     pub probes: Vec<Arc<dyn Probe>>,
     pub runtimes: Vec<RuntimeConfig>,
     pub health: Vec<(RuntimeConfig, watch::Receiver<RuntimeHealth>)>,
+    /// The kubelet's and DNS's probe rounds (and their interval), for their
+    /// node conditions.
+    pub services: Vec<(NodeService, Duration, watch::Receiver<Option<ServiceRound>>)>,
 }
 
 /// The runtimes to probe: the configured ones, else those detected on the host.
@@ -55,6 +58,7 @@ pub fn runtimes_of(config: &Config) -> Vec<RuntimeConfig> {
 pub fn build(config: &Config, metrics: &Metrics, status: &Arc<StatusBoard>) -> Built {
     let mut probes: Vec<Arc<dyn Probe>> = Vec::new();
     let mut health = Vec::new();
+    let mut services = Vec::new();
     let runtimes = runtimes_of(config);
     if runtimes.is_empty() {
         tracing::warn!(
@@ -86,7 +90,10 @@ pub fn build(config: &Config, metrics: &Metrics, status: &Arc<StatusBoard>) -> B
         .unwrap_or_else(|| on_kubernetes_node(|v| std::env::var(v).ok()));
     if kubelet_on {
         match KubeletProbe::new(&k.url, k.interval, k.timeout, metrics.kubelet.clone()) {
-            Ok(p) => probes.push(Arc::new(p)),
+            Ok(p) => {
+                services.push((NodeService::Kubelet, k.interval, p.rounds()));
+                probes.push(Arc::new(p));
+            }
             Err(e) => tracing::error!(error = %e, "kubelet not probed"),
         }
     }
@@ -98,7 +105,10 @@ pub fn build(config: &Config, metrics: &Metrics, status: &Arc<StatusBoard>) -> B
             Arc::clone(status),
         );
         match dns {
-            Ok(p) => probes.push(Arc::new(p)),
+            Ok(p) => {
+                services.push((NodeService::Dns, config.dns.interval, p.rounds()));
+                probes.push(Arc::new(p));
+            }
             Err(e) => tracing::error!(error = %e, "dns not probed"),
         }
     }
@@ -111,6 +121,7 @@ pub fn build(config: &Config, metrics: &Metrics, status: &Arc<StatusBoard>) -> B
         probes,
         runtimes,
         health,
+        services,
     }
 }
 
@@ -244,12 +255,15 @@ impl Agent {
         self.publish_config();
         let built = build(&self.config, &self.metrics, &self.status);
         let labels = node_labels(&self.config, &built.runtimes);
-        let cluster = Cluster::start(
+        let mut cluster = Cluster::start(
             &self.config.kubernetes,
             labels.node.clone(),
             &self.metrics.kubernetes,
             Arc::clone(&self.status),
         );
+        for (service, interval, rounds) in built.services {
+            cluster.watch_service(&self.config.kubernetes, service, interval, rounds);
+        }
         self.metrics.agent.set_node_info(labels);
         let names: Vec<&str> = built.probes.iter().map(|p| p.name()).collect();
         tracing::info!(probes = ?names, "probes scheduled");

@@ -1,8 +1,9 @@
 //! The words every layer shares, in one leaf module that imports nothing of
 //! the crate: how a check went ([`Outcome`], [`ProbeError`]), which runtime
 //! ([`RuntimeKind`]), which request to it ([`Operation`]), and what
-//! remediation learns of it after each round ([`RuntimeHealth`]), which cgroup
-//! file a CPU scan could not use ([`CgroupFile`]). Probes,
+//! remediation learns of it after each round ([`RuntimeHealth`]), what a
+//! round of a node service's probe says of the service ([`ServiceRound`]),
+//! which cgroup file a CPU scan could not use ([`CgroupFile`]). Probes,
 //! runtime clients, metrics, status and remediation depend on it; it depends
 //! on none of them, so none of them has to know another. Emits no metrics.
 
@@ -133,6 +134,34 @@ pub struct RuntimeHealth {
 }
 
 /// The files the probe reads; `as_str` is the `file` label of its error counters.
+/// A node service whose probe tells the cluster how it is (a node condition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeService {
+    Kubelet,
+    Dns,
+}
+
+/// One round of a node service's probe: whether the service answered at all
+/// (the kubelet's health endpoint said ok; some DNS server gave an answer),
+/// and what the round saw, for a condition's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRound {
+    pub answered: bool,
+    pub summary: String,
+}
+
+impl ServiceRound {
+    /// The round whose probe result is `result`, summarized by its detail
+    /// or error message.
+    pub fn of(answered: bool, result: &ProbeResult) -> Self {
+        let summary = match result {
+            Ok(detail) => detail.clone(),
+            Err(e) => e.message.clone(),
+        };
+        Self { answered, summary }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CgroupFile {
     CpuStat,

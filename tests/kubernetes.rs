@@ -12,8 +12,11 @@ use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
+use support::dns_config::dns_only;
+use support::dns_responder::{DropRule, Responder, Zone};
 use support::dockerd::Dockerd;
 use support::kube_api::KubeApi;
+use support::kubelet::FakeKubelet;
 use support::{process, short_tempdir, wait_until, AgentProcess, Metrics};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -528,5 +531,70 @@ fn api_outages_change_nothing_locally_and_conditions_catch_up() {
         agent.child.try_wait().unwrap().is_none(),
         "the agent survived"
     );
+    assert_allowed_by_shipped_rbac(&api);
+}
+
+/// `KubeletUnhealthy` and `NodeDNSUnhealthy` follow their probes: True after
+/// the configured failed rounds in a row, False at the first answer. No
+/// kubelet can run on this machine: its health endpoint is the loopback
+/// stand-in of `support::kubelet`, told to fail (500) as kubelet's healthz
+/// does. DNS is the fault-injecting responder over the real wire protocol: it
+/// losing one answer of each pair is intermittent loss (the metrics' job),
+/// not a node without DNS; dropping every query is.
+#[test]
+fn kubelet_and_dns_conditions_follow_their_probes() {
+    const KUBELET: &str = "KubeletUnhealthy";
+    const DNS: &str = "NodeDNSUnhealthy";
+    let api = KubeApi::start(&["node-s"]);
+    let kubelet = FakeKubelet::start();
+    let dns = Responder::start("127.0.0.67:0".parse().unwrap(), Zone::new(&["a.test"], &[]));
+    let dir = short_tempdir("k8s-services");
+    let probes = dns_only(
+        dir.path(),
+        &format!(
+            "interval = \"500ms\"\ntimeout = \"200ms\"\nservers = [\"{}\"]\nnames = [\"a.test.\"]",
+            dns.addr
+        ),
+    )
+    .replace(
+        "[kubelet]\nenabled = false",
+        &format!(
+            "[kubelet]\nenabled = true\nurl = \"{}\"\ninterval = \"500ms\"\ntimeout = \"200ms\"",
+            kubelet.url()
+        ),
+    );
+    let cfg = probes
+        + &api.config_section(
+            "node-s",
+            "kubelet_failure_rounds = 2\ndns_failure_rounds = 2",
+        );
+    let _agent = AgentProcess::start(dir.path(), &cfg, &[]);
+    for t in [KUBELET, DNS] {
+        api.wait_condition("node-s", t, MINUTE, |c| status_of(c) == "False");
+    }
+
+    kubelet.set_healthy(false);
+    let down = api.wait_condition("node-s", KUBELET, MINUTE, |c| status_of(c) == "True");
+    assert_eq!(down["reason"], "KubeletNotAnswering");
+    let message = down["message"].as_str().unwrap();
+    assert!(message.contains("500"), "{message}");
+    let dns_now = api.condition("node-s", DNS).unwrap();
+    assert_eq!(status_of(&dns_now), "False", "DNS is fine: {dns_now}");
+    kubelet.set_healthy(true);
+    api.wait_condition("node-s", KUBELET, MINUTE, |c| status_of(c) == "False");
+
+    dns.set_drop(DropRule::EveryAaaa);
+    wait_until(MINUTE, "five rounds losing an answer", || {
+        dns.dropped() >= 5
+    });
+    let lossy = api.condition("node-s", DNS).unwrap();
+    assert_eq!(status_of(&lossy), "False", "answers still came: {lossy}");
+    dns.set_drop(DropRule::EveryNth(1));
+    let gone = api.wait_condition("node-s", DNS, MINUTE, |c| status_of(c) == "True");
+    assert_eq!(gone["reason"], "NoResolverAnswers");
+    let message = gone["message"].as_str().unwrap();
+    assert!(message.contains("timeout"), "{message}");
+    dns.set_drop(DropRule::None);
+    api.wait_condition("node-s", DNS, MINUTE, |c| status_of(c) == "False");
     assert_allowed_by_shipped_rbac(&api);
 }

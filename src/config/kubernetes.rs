@@ -62,6 +62,8 @@ pub struct KubernetesConfig {
     pub pause_configmap: String,
     /// Rounds with every DNS server failing before the DNS condition is True.
     pub dns_failure_rounds: u32,
+    /// Failed kubelet probes in a row before `KubeletUnhealthy` is True.
+    pub kubelet_failure_rounds: u32,
 }
 
 impl Default for KubernetesConfig {
@@ -81,6 +83,7 @@ impl Default for KubernetesConfig {
             on_unreachable: Unreachable::Restart,
             pause_configmap: "nodevitals-pause".into(),
             dns_failure_rounds: 3,
+            kubelet_failure_rounds: 3,
         }
     }
 }
@@ -118,8 +121,13 @@ impl KubernetesConfig {
         if self.pause_configmap.is_empty() {
             return err("pause_configmap", "must not be empty");
         }
-        if self.dns_failure_rounds == 0 {
-            return err("dns_failure_rounds", "must be at least 1");
+        for (key, rounds) in [
+            ("dns_failure_rounds", self.dns_failure_rounds),
+            ("kubelet_failure_rounds", self.kubelet_failure_rounds),
+        ] {
+            if rounds == 0 {
+                return err(key, "must be at least 1");
+            }
         }
         if self.node_name.as_deref() == Some("") {
             return err("node_name", "must not be empty");

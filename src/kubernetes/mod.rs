@@ -17,6 +17,7 @@ pub(crate) mod conditions;
 mod events;
 mod gate;
 mod limiter;
+mod service_conditions;
 mod slots;
 mod writer;
 
@@ -26,11 +27,12 @@ pub(crate) use gate::{SlotGuard, Verdict};
 use crate::config::{KubernetesConfig, Unreachable};
 use crate::metrics::KubernetesMetrics;
 use crate::status::StatusBoard;
+use crate::vocabulary::{NodeService, ServiceRound};
 use conditions::{ConditionType, Desired};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
 /// Events waiting for the writer; beyond this they are dropped and counted.
@@ -189,6 +191,27 @@ impl Cluster {
 
     pub(crate) fn link(&self) -> Link {
         self.link.clone()
+    }
+
+    /// Turns the rounds of a node service's probe (run every `interval`)
+    /// into its condition; nothing without the cluster.
+    pub fn watch_service(
+        &mut self,
+        cfg: &KubernetesConfig,
+        service: NodeService,
+        interval: Duration,
+        rounds: watch::Receiver<Option<ServiceRound>>,
+    ) {
+        if self.link.0.is_none() {
+            return;
+        }
+        let threshold = match service {
+            NodeService::Kubelet => cfg.kubelet_failure_rounds,
+            NodeService::Dns => cfg.dns_failure_rounds,
+        };
+        let condition = service_conditions::ServiceCondition::new(service, interval, threshold);
+        self.tasks
+            .push(tokio::spawn(condition.run(self.link.clone(), rounds)));
     }
 
     /// Stops the tasks; a held slot expires by itself after `slot_duration`.

@@ -1,15 +1,17 @@
-//! Kubelet probe: GET of the kubelet's healthz URL under a deadline.
+//! Kubelet probe: GET of the kubelet's healthz URL under a deadline; each
+//! round's verdict is published for the `KubeletUnhealthy` condition.
 //!
 //! Metrics: `nodevitals_kubelet_up`, `nodevitals_kubelet_request_duration_seconds`.
 
 use super::{Probe, ProbeFuture};
 use crate::metrics::KubeletMetrics;
-use crate::vocabulary::{Outcome, ProbeError, ProbeResult};
+use crate::vocabulary::{Outcome, ProbeError, ProbeResult, ServiceRound};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// The part of the kubelet's answer read (and shown on `/status`); `healthz`
@@ -22,6 +24,7 @@ pub struct KubeletProbe {
     timeout: Duration,
     client: Client<HttpConnector, Empty<Bytes>>,
     metrics: KubeletMetrics,
+    rounds: watch::Sender<Option<ServiceRound>>,
 }
 
 /// Whether the agent can tell it runs on a Kubernetes node, from its environment.
@@ -52,7 +55,13 @@ impl KubeletProbe {
             timeout,
             client,
             metrics,
+            rounds: watch::Sender::new(None),
         })
+    }
+
+    /// Each round's verdict on the kubelet, for its node condition.
+    pub fn rounds(&self) -> watch::Receiver<Option<ServiceRound>> {
+        self.rounds.subscribe()
     }
 
     async fn check(&self) -> ProbeResult {
@@ -66,6 +75,8 @@ impl KubeletProbe {
             ))
         });
         self.metrics.observe(result.is_ok(), elapsed);
+        self.rounds
+            .send_replace(Some(ServiceRound::of(result.is_ok(), &result)));
         result
     }
 

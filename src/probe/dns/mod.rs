@@ -2,7 +2,8 @@
 //! query each (A and AAAA as a back-to-back pair from one UDP socket, as glibc
 //! and musl send them); then every `lookups` name resolved the way glibc would
 //! with the configured resolv.conf; and the kernel's conntrack drop counters.
-//! Publishes the `dns` section of `/status` (`report`).
+//! Publishes the `dns` section of `/status` (`report`), and each round's
+//! verdict (did any resolver answer) for the `NodeDNSUnhealthy` condition.
 //!
 //! Metrics: `nodevitals_dns_request_duration_seconds`, `nodevitals_dns_requests_total`,
 //! `nodevitals_dns_pair_lost_total`, `nodevitals_dns_truncated_total`,
@@ -24,7 +25,7 @@ use super::{Probe, ProbeFuture};
 use crate::config::{DnsConfig, DnsQtype};
 use crate::metrics::{DnsMetrics, QueryLabels};
 use crate::status::StatusBoard;
-use crate::vocabulary::{Outcome, ProbeError, ProbeResult};
+use crate::vocabulary::{Outcome, ProbeError, ProbeResult, ServiceRound};
 use hickory_proto::rr::Name;
 use queries::Target;
 use resolv_conf::{parse_resolv_conf, ResolvConf};
@@ -35,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// Port of the nameservers of resolv.conf (it cannot name another).
@@ -67,6 +69,7 @@ pub struct DnsProbe {
     metrics: DnsMetrics,
     status: Arc<StatusBoard>,
     recent: Mutex<report::Recent>,
+    rounds: watch::Sender<Option<ServiceRound>>,
 }
 
 fn absolute(name: &str) -> Option<Name> {
@@ -139,6 +142,7 @@ impl DnsProbe {
             metrics,
             status,
             recent: Mutex::default(),
+            rounds: watch::Sender::new(None),
         };
         let labels: Vec<QueryLabels> = probe
             .targets
@@ -176,7 +180,17 @@ impl DnsProbe {
             .unwrap_or_else(|e| e.into_inner())
             .section(&answers, &lookups, conntrack.map_err(|e| e.to_string()));
         self.status.set_section("dns", section);
-        summarize(&results, &lookups)
+        let result = summarize(&results, &lookups);
+        self.rounds.send_replace(Some(ServiceRound::of(
+            answered(&results, &lookups),
+            &result,
+        )));
+        result
+    }
+
+    /// Each round's verdict on the node's DNS, for its node condition.
+    pub fn rounds(&self) -> watch::Receiver<Option<ServiceRound>> {
+        self.rounds.subscribe()
     }
 
     /// Runs every lookup concurrently, each bounded so the run ends inside its
@@ -208,6 +222,19 @@ impl DnsProbe {
     }
 }
 
+/// A result that is an answer of a working resolver (a name that does not
+/// exist is still an answer).
+fn is_answer(result: &str) -> bool {
+    matches!(result, "noerror" | "nxdomain" | "ok" | "nodata")
+}
+
+/// Whether any server answered any query, or any lookup succeeded: false
+/// only when every resolver of the round failed (timeouts, SERVFAIL,
+/// refusals).
+fn answered(queries: &BTreeMap<&'static str, usize>, lookups: &[(String, &'static str)]) -> bool {
+    queries.keys().any(|r| is_answer(r)) || lookups.iter().any(|(_, r)| is_answer(r))
+}
+
 /// An answer (even NXDOMAIN) is a healthy server; a timeout is a timeout;
 /// anything else is an error.
 fn summarize(
@@ -221,7 +248,7 @@ fn summarize(
         let l: Vec<String> = lookups.iter().map(|(n, r)| format!("{n}={r}")).collect();
         detail.push_str(&format!("; lookups: {}", l.join(", ")));
     }
-    let bad = |r: &str| !matches!(r, "noerror" | "nxdomain" | "ok" | "nodata");
+    let bad = |r: &str| !is_answer(r);
     let timeouts = queries.contains_key("timeout") || lookups.iter().any(|(_, r)| *r == "timeout");
     if timeouts {
         return Err(ProbeError::new(Outcome::Timeout, detail));
