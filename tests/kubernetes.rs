@@ -448,6 +448,69 @@ fn slowest_scrape(agent: &AgentProcess, n: usize) -> Duration {
         .unwrap_or_default()
 }
 
+/// The holder of the one slot is killed mid-restart (its runtime restarted
+/// by a command that does nothing, so it waits for a recovery that never
+/// comes, slot held): the other hung node waits with fleet_limit, and
+/// restarts once the dead agent's Lease has expired, not before.
+#[test]
+fn a_slot_whose_holder_died_expires_and_the_other_node_proceeds() {
+    let api = KubeApi::start(&["node-a", "node-b"]);
+    let fleet = "max_concurrent_restarts = 1\nslot_duration = \"6s\"";
+    let start = |node: &str, d: &Dockerd, dir: &Path, restart: Option<&str>| {
+        let cfg = config(d, &dir.join("state"), &api, node, "max_restarts = 3", fleet);
+        let cfg = match restart {
+            Some(method) => cfg.replace("method = \"signal\"", method),
+            None => cfg,
+        };
+        AgentProcess::start(dir, &cfg, &[])
+    };
+    let (da, db) = (
+        Dockerd::start_supervised("k8s-dead-a"),
+        Dockerd::start_supervised("k8s-dead-b"),
+    );
+    let (dir_a, dir_b) = (short_tempdir("k8s-dead-a"), short_tempdir("k8s-dead-b"));
+    let holder = start(
+        "node-a",
+        &da,
+        dir_a.path(),
+        Some("method = \"command\"\ncommand = [\"true\"]"),
+    );
+    let waiter = start("node-b", &db, dir_b.path(), None);
+    for node in ["node-a", "node-b"] {
+        api.wait_condition(node, UNHEALTHY, MINUTE, |c| status_of(c) == "False");
+    }
+    let holder_of_slot = || {
+        api.objects("leases")
+            .first()
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+    };
+    process::signal(da.pid(), libc::SIGSTOP);
+    wait_until(MINUTE, "node-a to take the slot", || {
+        holder_of_slot().as_deref() == Some("node-a")
+    });
+    process::signal(db.pid(), libc::SIGSTOP);
+    waiter.wait_metrics(MINUTE, "node-b waiting for the slot", |m| {
+        skipped(m, "fleet_limit") >= 1.0
+    });
+    assert_eq!(restarts(&waiter.metrics(), "success"), 0.0);
+    process::signal(holder.pid(), libc::SIGKILL);
+    let killed = std::time::Instant::now();
+    let m = waiter.wait_metrics(2 * MINUTE, "node-b's restart after the Lease expired", |m| {
+        restarts(m, "success") == 1.0
+    });
+    let waited = killed.elapsed();
+    // The dead agent renewed every 2 s; its Lease ran out 4-6 s after it died.
+    assert!(
+        waited >= Duration::from_secs(3),
+        "node-b took a live slot: restarted {waited:?} after the holder died"
+    );
+    assert!(skipped(&m, "fleet_limit") >= 1.0);
+    // node-b took the slot over and has released it after its recovery.
+    assert_eq!(holder_of_slot(), None, "{:?}", api.objects("leases"));
+    drop(holder);
+    assert_allowed_by_shipped_rbac(&api);
+}
+
 /// The API server down, then answering every request 30 s late, then 500,
 /// then garbage: each time a hang is still restarted locally (the default
 /// on_unreachable = "restart", counted), /metrics stays fast, and when the
