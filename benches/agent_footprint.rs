@@ -1,7 +1,9 @@
 //! Footprint of the agent against a real dockerd and a kubelet stand-in:
 //! steady-state RSS with 1 s probe intervals, `/metrics` latency under `wrk`
 //! (8 connections, 10 s) and whether the load disturbs the probes' own timing,
-//! and CPU use at default intervals over 60 s.
+//! CPU use at default intervals over 60 s, and the RSS the Kubernetes client
+//! adds (the same probes reporting to the API server stand-in, conditions and
+//! a heartbeat every 10 s) over the RSS of step 1.
 //!
 //! `cargo bench --bench agent_footprint` measures; under `cargo test` (no
 //! `--bench` argument) it runs every step briefly as a smoke test.
@@ -12,6 +14,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 use support::dockerd::Dockerd;
+use support::kube_api::KubeApi;
 use support::kubelet::FakeKubelet;
 use support::{short_tempdir, AgentProcess};
 
@@ -87,9 +90,10 @@ fn start(
     d: &Dockerd,
     kubelet: &FakeKubelet,
     interval: &str,
+    extra: &str,
 ) -> AgentProcess {
     let state_dir = dir.path().to_string_lossy();
-    let config = config(&d.endpoint(), &kubelet.url(), interval, &state_dir);
+    let config = config(&d.endpoint(), &kubelet.url(), interval, &state_dir) + extra;
     AgentProcess::start(dir.path(), &config, &[])
 }
 
@@ -102,10 +106,10 @@ fn main() {
     let dir = short_tempdir("bench");
 
     // 1. Steady-state RSS, probes at 1 s.
-    let agent = start(&dir, &d, &kubelet, "1s");
+    let agent = start(&dir, &d, &kubelet, "1s", "");
     std::thread::sleep(scale(60));
-    let (rss, hwm) = rss_kib(agent.pid());
-    println!("rss_steady_kib={rss} rss_peak_kib={hwm} (docker+kubelet probes at 1s)");
+    let (rss_off, hwm) = rss_kib(agent.pid());
+    println!("rss_steady_kib={rss_off} rss_peak_kib={hwm} (docker+kubelet probes at 1s)");
 
     // 2. /metrics under wrk; probe latency before vs during the load.
     let (s0, c0) = mean_ping_seconds(&agent);
@@ -140,7 +144,7 @@ fn main() {
 
     // 3. CPU at default intervals (10 s).
     let dir = short_tempdir("bench");
-    let agent = start(&dir, &d, &kubelet, "10s");
+    let agent = start(&dir, &d, &kubelet, "10s", "");
     std::thread::sleep(Duration::from_secs(1));
     let cpu0 = cpu_seconds(agent.pid());
     let window = scale(60);
@@ -151,5 +155,24 @@ fn main() {
         used / window.as_secs_f64() * 100.0,
         window.as_secs(),
         used * 1e3
+    );
+    drop(agent);
+
+    // 4. The same probes as step 1, reporting to the API server (stand-in:
+    // none can be installed here, see tests/support/kube_apiserver.py).
+    let api = KubeApi::start(&["bench-node"]);
+    let dir = short_tempdir("bench");
+    let section = api.config_section("bench-node", "heartbeat = \"10s\"");
+    let agent = start(&dir, &d, &kubelet, "1s", &section);
+    std::thread::sleep(scale(60));
+    let (rss_on, hwm) = rss_kib(agent.pid());
+    let writes = agent
+        .metrics()
+        .all("nodevitals_kubernetes_requests_total", &[])
+        .iter()
+        .sum::<f64>();
+    println!(
+        "rss_with_kubernetes_kib={rss_on} rss_peak_kib={hwm} ({writes} API requests); the client adds {} KiB (budget 4096)",
+        rss_on.saturating_sub(rss_off)
     );
 }

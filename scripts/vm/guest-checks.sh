@@ -319,6 +319,8 @@ kernel() { awk -v k="$2" '$1 == k {print $2}' "$1"; }
 same() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; exit !(d < 0.0000015 && d > -0.0000015) }'; }
 
 # A throttled container; checks its series against the kernel's files.
+limit_is_a_tenth() { [[ $(sample nodevitals_container_cpu_limit_cores "$1") == 0.1 ]]; }
+
 # throttled_container_matches_the_kernel FILTER CGROUP_DIR ID
 throttled_container_matches_the_kernel() {
     local filter=$1 cg=$2 id=$3
@@ -328,7 +330,9 @@ throttled_container_matches_the_kernel() {
         ratio_above_half "$filter" ||
         { series "$filter"; return 1; }
     measure throttled_ratio "$(sample nodevitals_container_cpu_throttled_ratio "$filter")"
-    [[ $(sample nodevitals_container_cpu_limit_cores "$filter") == 0.1 ]] || fail "limit_cores is not 0.1: $(sample nodevitals_container_cpu_limit_cores "$filter")"
+    # A limit is at most four scans old (8 s at the 2 s interval here).
+    wait_for 10 "limit_cores 0.1" limit_is_a_tenth "$filter" ||
+        fail "limit_cores is not 0.1: $(sample nodevitals_container_cpu_limit_cores "$filter")"
     local p1 p2
     p1=$(pressure_some "$filter")
     [[ -n $p1 ]] || fail "no per-container cpu.pressure series"

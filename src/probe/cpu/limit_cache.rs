@@ -3,9 +3,11 @@
 //! (`cpu.cfs_quota_us`, `cpu.cfs_period_us`) per container per scan: as much
 //! as the counters themselves. (On v1 the reader re-reads the period only
 //! along with a changed quota.) So a container's limit is read when it is first
-//! seen and then every [`REFRESH_SCANS`]th scan, staggered by cgroup path so
-//! every scan carries an equal share. A read that failed is retried on the
-//! next scan. Emits no metrics.
+//! seen, again at the next scan (the runtime writes the limit after it made
+//! the cgroup: a scan in between reads no limit), and then every
+//! [`REFRESH_SCANS`]th scan, staggered by cgroup path so every scan carries an
+//! equal share. A read that failed is retried on the next scan. Emits no
+//! metrics.
 //!
 //! Entries are keyed by a 64-bit hash of the cgroup path rather than the path
 //! itself (often 200 bytes): the cache costs about 60 bytes per container. Two
@@ -34,6 +36,8 @@ struct Known {
     limit: Option<Limit>,
     /// The last scan that met this cgroup.
     seen: u64,
+    /// The scan that first read it.
+    first: u64,
 }
 
 /// What [`LimitCache::lookup`] found.
@@ -55,7 +59,7 @@ impl LimitCache {
     pub fn lookup(&mut self, rel: &str) -> Cached {
         let (scan, key) = (self.scan, key(rel));
         match self.known.get_mut(&key) {
-            Some(known) if !due(key, scan) => {
+            Some(known) if !due(key, scan) && scan != known.first + 1 => {
                 known.seen = scan;
                 Cached::Fresh(known.limit)
             }
@@ -64,9 +68,12 @@ impl LimitCache {
     }
 
     pub fn store(&mut self, rel: &str, limit: Option<Limit>) {
+        let scan = self.scan;
+        let first = self.known.get(&key(rel)).map_or(scan, |k| k.first);
         let known = Known {
             limit,
-            seen: self.scan,
+            seen: scan,
+            first,
         };
         self.known.insert(key(rel), known);
     }
@@ -128,13 +135,14 @@ mod tests {
     fn new_cgroups_are_read_at_once_then_in_turns() {
         let mut cache = LimitCache::default();
         let rels = rels(1000);
-        let reads = reads_per_scan(&mut cache, &rels, 1 + 4 * REFRESH_SCANS as usize);
+        let reads = reads_per_scan(&mut cache, &rels, 2 + 4 * REFRESH_SCANS as usize);
         assert_eq!(reads[0], 1000, "every cgroup is read when first seen");
+        assert_eq!(reads[1], 1000, "and again at the next scan");
         // Afterwards each cgroup is read once per REFRESH_SCANS scans...
-        let window: usize = reads[1..=REFRESH_SCANS as usize].iter().sum();
+        let window: usize = reads[2..2 + REFRESH_SCANS as usize].iter().sum();
         assert_eq!(window, 1000, "{reads:?}");
         // ...and the reads spread over the scans rather than bunching.
-        for &r in &reads[1..] {
+        for &r in &reads[2..] {
             assert!((150..=350).contains(&r), "{reads:?}");
         }
     }
@@ -143,6 +151,12 @@ mod tests {
     fn cached_limit_is_served_until_its_turn() {
         let mut cache = LimitCache::default();
         let rel = "system.slice/docker-x.scope";
+        cache.begin_scan();
+        assert_eq!(cache.lookup(rel), Cached::Due(None));
+        cache.store(rel, None);
+        cache.end_scan();
+        // The runtime wrote the limit just after it made the cgroup: the
+        // second scan reads it.
         cache.begin_scan();
         assert_eq!(cache.lookup(rel), Cached::Due(None));
         cache.store(rel, LIMIT);
