@@ -12,6 +12,7 @@ use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
+use support::agent_config::{signal_restart, DockerAgentConfig};
 use support::dns_config::dns_only;
 use support::dns_responder::{DropRule, Responder, Zone};
 use support::dockerd::Dockerd;
@@ -34,39 +35,24 @@ fn config(
     remediation: &str,
     kubernetes: &str,
 ) -> String {
-    format!(
-        r#"
-[paths]
-state_dir = "{state}"
-
-[[runtime]]
-kind = "docker"
-endpoint = "{endpoint}"
-interval = "300ms"
-timeout = "250ms"
-
-[runtime.restart]
-method = "signal"
-grace = "1s"
-pidfile = "{pidfile}"
-
-[remediation]
-failure_threshold = 3
-hang_after = "1500ms"
-cooldown = "1s"
-boot_grace = "0s"
-backoff_initial = "1s"
-backoff_max = "2s"
-backoff_jitter = 0.0
-recovery_timeout = "30s"
-{remediation}
-{others}{kube}"#,
-        state = state.display(),
-        endpoint = d.endpoint(),
-        pidfile = d.pidfile.display(),
-        others = support::OTHER_PROBES_OFF,
-        kube = api.config_section(node, kubernetes),
-    )
+    let policy = format!(
+        "failure_threshold = 3\nhang_after = \"1500ms\"\ncooldown = \"1s\"\nboot_grace = \"0s\"\n\
+         backoff_initial = \"1s\"\nbackoff_max = \"2s\"\nbackoff_jitter = 0.0\nrecovery_timeout = \"30s\"\n{remediation}"
+    );
+    let rest = format!(
+        "{}{}",
+        support::OTHER_PROBES_OFF,
+        api.config_section(node, kubernetes)
+    );
+    DockerAgentConfig {
+        state_dir: state,
+        endpoint: &d.endpoint(),
+        paths: "",
+        restart: &signal_restart(&d.pidfile),
+        remediation: &policy,
+        rest: &rest,
+    }
+    .render()
 }
 
 fn status_of(c: &serde_json::Value) -> &str {
@@ -74,12 +60,7 @@ fn status_of(c: &serde_json::Value) -> &str {
 }
 
 fn restarts(m: &Metrics, result: &str) -> f64 {
-    m.all(
-        "nodevitals_remediation_restarts_total",
-        &[("target", "docker"), ("result", result)],
-    )
-    .iter()
-    .sum()
+    m.restarts("docker", result)
 }
 
 fn skipped(m: &Metrics, reason: &str) -> f64 {
@@ -220,6 +201,10 @@ fn hang_is_reported_on_the_node_and_budget_exhaustion_escalates() {
     assert!(kept.starts_with(&dumps.display().to_string()), "{note}");
     assert!(Path::new(kept).is_file(), "{kept} is not a kept dump");
     assert!(note.contains("Diagnosis: stopped"), "{note}");
+    assert!(
+        note.contains(" GiB free of "),
+        "the runtime root's space: {note}"
+    );
 
     let back = api.wait_condition("node-a", UNHEALTHY, MINUTE, |c| status_of(c) == "False");
     assert_eq!(back["reason"], "Healthy");

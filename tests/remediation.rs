@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::agent_config::DockerAgentConfig;
 use support::dockerd::Dockerd;
 use support::{process, short_tempdir, wait_until, AgentProcess, Metrics};
 
@@ -52,27 +53,15 @@ fn config(
             .map(|(k, v)| format!("{k} = {v}\n"))
             .collect::<String>()
     };
-    format!(
-        r#"
-[paths]
-state_dir = "{state}"
-
-[[runtime]]
-kind = "docker"
-endpoint = "{endpoint}"
-interval = "300ms"
-timeout = "250ms"
-
-[runtime.restart]
-{restart}
-[remediation]
-{policy}
-{others}"#,
-        others = support::OTHER_PROBES_OFF,
-        state = state_dir.display(),
-        restart = merge(&[("method", "\"signal\""), ("grace", "\"1s\"")], restart),
-        policy = merge(POLICY, policy),
-    )
+    DockerAgentConfig {
+        state_dir,
+        endpoint,
+        paths: "",
+        restart: &merge(&[("method", "\"signal\""), ("grace", "\"1s\"")], restart),
+        remediation: &merge(POLICY, policy),
+        rest: support::OTHER_PROBES_OFF,
+    }
+    .render()
 }
 
 fn pidfile_key(d: &Dockerd) -> String {

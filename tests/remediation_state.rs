@@ -7,6 +7,7 @@ mod support;
 
 use std::path::Path;
 use std::time::Duration;
+use support::agent_config::{signal_restart, DockerAgentConfig};
 use support::dockerd::Dockerd;
 use support::hostile::rss_kib;
 use support::{process, short_tempdir, wait_until, AgentProcess};
@@ -17,36 +18,17 @@ const STATE_FILE: &str = "remediation-docker.json";
 /// Probes `endpoint` every 300 ms with state under `state_dir`; a budget of 3
 /// restarts an hour, a hang declared after about a second.
 fn config(endpoint: &str, state_dir: &Path, pidfile: &str) -> String {
-    format!(
-        r#"
-[paths]
-state_dir = "{state}"
-
-[[runtime]]
-kind = "docker"
-endpoint = "{endpoint}"
-interval = "300ms"
-timeout = "250ms"
-
-[runtime.restart]
-method = "signal"
-grace = "1s"
-pidfile = "{pidfile}"
-
-[remediation]
-failure_threshold = 3
-hang_after = "1s"
-cooldown = "1s"
-boot_grace = "0s"
-backoff_initial = "30s"
-backoff_max = "1m"
-max_restarts = 3
-window = "1h"
-backoff_jitter = 0.0
-{others}"#,
-        state = state_dir.display(),
-        others = support::OTHER_PROBES_OFF,
-    )
+    DockerAgentConfig {
+        state_dir,
+        endpoint,
+        paths: "",
+        restart: &signal_restart(Path::new(pidfile)),
+        remediation: "failure_threshold = 3\nhang_after = \"1s\"\ncooldown = \"1s\"\nboot_grace = \"0s\"\n\
+                      backoff_initial = \"30s\"\nbackoff_max = \"1m\"\nmax_restarts = 3\nwindow = \"1h\"\n\
+                      backoff_jitter = 0.0",
+        rest: support::OTHER_PROBES_OFF,
+    }
+    .render()
 }
 
 /// An endpoint nothing listens on: remediation runs, nothing is ever hung.

@@ -5,6 +5,7 @@
 #![allow(clippy::disallowed_methods)]
 #![allow(dead_code)] // each integration test binary uses a different subset
 
+pub mod agent_config;
 pub mod busybox;
 pub mod cgroup;
 pub mod containerd;
@@ -335,6 +336,17 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// `nodevitals_remediation_restarts_total` of `target` with `result`,
+    /// summed over its other labels.
+    pub fn restarts(&self, target: &str, result: &str) -> f64 {
+        self.all(
+            "nodevitals_remediation_restarts_total",
+            &[("target", target), ("result", result)],
+        )
+        .iter()
+        .sum()
+    }
+
     pub fn parse(text: &str) -> Metrics {
         let mut samples = Vec::new();
         for line in text

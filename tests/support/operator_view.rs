@@ -5,6 +5,7 @@
 //! by a real CFS quota, carrying kubelet labels with markup in them (the
 //! labels are user data). Used by the status page and dashboard tests.
 
+use super::agent_config::{signal_restart, DockerAgentConfig};
 use super::dns_responder::{Responder, Zone};
 use super::dockerd::{Dockerd, IMAGE};
 use super::{process, short_tempdir, AgentProcess, Metrics};
@@ -34,64 +35,26 @@ pub struct OperatorView {
 }
 
 fn agent_config(d: &Dockerd, dns: &Responder, state_dir: &std::path::Path) -> String {
-    format!(
-        r#"
-[paths]
-state_dir = "{state}"
-cgroup = "/sys/fs/cgroup"
-
-[[runtime]]
-kind = "docker"
-endpoint = "{endpoint}"
-interval = "300ms"
-timeout = "250ms"
-
-[runtime.restart]
-method = "signal"
-pidfile = "{pidfile}"
-grace = "1s"
-
-[remediation]
-failure_threshold = 3
-hang_after = "1500ms"
-cooldown = "1s"
-boot_grace = "0s"
-backoff_initial = "30s"
-backoff_max = "1m"
-max_restarts = 3
-window = "1h"
-reset_after = "10m"
-recovery_timeout = "30s"
-backoff_jitter = 0.0
-
-[kubelet]
-enabled = false
-
-[dns]
-interval = "1s"
-timeout = "900ms"
-servers = ["{dns}"]
-names = ["{name}"]
-
-[cpu]
-interval = "1s"
-timeout = "1s"
-"#,
-        state = state_dir.display(),
-        endpoint = d.endpoint(),
-        pidfile = d.pidfile.display(),
-        dns = dns.addr,
-        name = DNS_NAME,
-    )
+    let probes = format!(
+        "[kubelet]\nenabled = false\n\n[dns]\ninterval = \"1s\"\ntimeout = \"900ms\"\n\
+         servers = [\"{}\"]\nnames = [\"{DNS_NAME}\"]\n\n[cpu]\ninterval = \"1s\"\ntimeout = \"1s\"\n",
+        dns.addr
+    );
+    DockerAgentConfig {
+        state_dir,
+        endpoint: &d.endpoint(),
+        paths: "cgroup = \"/sys/fs/cgroup\"\n",
+        restart: &signal_restart(&d.pidfile),
+        remediation: "failure_threshold = 3\nhang_after = \"1500ms\"\ncooldown = \"1s\"\nboot_grace = \"0s\"\n\
+                      backoff_initial = \"30s\"\nbackoff_max = \"1m\"\nmax_restarts = 3\nwindow = \"1h\"\n\
+                      reset_after = \"10m\"\nrecovery_timeout = \"30s\"\nbackoff_jitter = 0.0\n",
+        rest: &probes,
+    }
+    .render()
 }
 
 fn restarts(m: &Metrics, result: &str) -> f64 {
-    m.all(
-        "nodevitals_remediation_restarts_total",
-        &[("target", "docker"), ("result", result)],
-    )
-    .iter()
-    .sum()
+    m.restarts("docker", result)
 }
 
 fn state(m: &Metrics, state: &str) -> bool {

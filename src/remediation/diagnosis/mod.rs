@@ -37,6 +37,7 @@ const MAX_WCHAN_READS: usize = 64;
 const STACK_FRAMES: usize = 8;
 /// Threads read per sample; a runtime with more is judged on these.
 const MAX_THREADS: usize = 4096;
+const GIB: f64 = (1u64 << 30) as f64;
 
 /// What a diagnosis found, as the log and `/status` show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -60,7 +61,8 @@ pub(crate) struct Diagnosis {
 }
 
 impl Diagnosis {
-    /// A one-line summary for the log: class, states, where threads block.
+    /// A one-line summary for the log and the Event: class, states, where
+    /// threads block, then the runtime's root and the node's stall shares.
     pub(crate) fn summary(&self) -> String {
         let counts = |m: &BTreeMap<String, usize>| {
             m.iter()
@@ -79,6 +81,26 @@ impl Diagnosis {
             s.push_str(&format!("; stack {}", self.stack.join(" < ")));
         }
         s.push(')');
+        if let Some(root) = &self.runtime_root {
+            s.push_str(&format!(
+                "; root {} {:.1} GiB free of {:.1}, {} inodes free of {}{}",
+                root.path.display(),
+                root.free_bytes as f64 / GIB,
+                root.size_bytes as f64 / GIB,
+                root.free_inodes,
+                root.total_inodes,
+                if self.runtime_root_full {
+                    " (full)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        for (name, share) in [("io", &self.io_pressure), ("memory", &self.memory_pressure)] {
+            if let Some(share) = share {
+                s.push_str(&format!("; {name} stall {:.0}%", share.some * 100.0));
+            }
+        }
         s
     }
 }
@@ -278,6 +300,37 @@ fn read_into<'b>(path: &Path, buf: &'b mut String) -> Option<&'b str> {
 mod tests {
     use super::*;
     use crate::remediation::procfs::Procfs;
+
+    #[test]
+    fn the_summary_carries_the_root_and_the_stalls() {
+        let d = Diagnosis {
+            class: Class::Blocked,
+            pid: Some(7),
+            state: Some('D'),
+            threads: BTreeMap::from([("D".into(), 3), ("S".into(), 1)]),
+            blocked_in: BTreeMap::from([("fuse_wait".into(), 3)]),
+            stack: vec![],
+            cgroup_frozen: false,
+            runtime_root: Some(RootSpace {
+                path: "/var/lib/docker".into(),
+                free_bytes: 1 << 29,
+                size_bytes: 10 << 30,
+                free_inodes: 12,
+                total_inodes: 1000,
+            }),
+            runtime_root_full: true,
+            io_pressure: Some(StallShare {
+                some: 0.42,
+                full: None,
+            }),
+            memory_pressure: None,
+        };
+        assert_eq!(
+            d.summary(),
+            "blocked (threads D:3 S:1; blocked in fuse_wait:3); root /var/lib/docker 0.5 GiB free of 10.0, \
+             12 inodes free of 1000 (full); io stall 42%"
+        );
+    }
 
     /// Against the real /proc: a child stopped with SIGSTOP is `stopped`, and
     /// running again once continued.
