@@ -685,3 +685,6 @@ impl Engine {
         self.p.board.set(self.target, status.to_json());
     }
 }
+
+#[cfg(test)]
+mod tests;
