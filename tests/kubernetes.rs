@@ -479,7 +479,7 @@ fn a_slot_whose_holder_died_expires_and_the_other_node_proceeds() {
     });
     assert_eq!(restarts(&waiter.metrics(), "success"), 0.0);
     process::signal(holder.pid(), libc::SIGKILL);
-    let killed = std::time::Instant::now();
+    let killed = tokio::time::Instant::now();
     let m = waiter.wait_metrics(
         2 * MINUTE,
         "node-b's restart after the Lease expired",

@@ -117,6 +117,41 @@ impl Link {
     }
 }
 
+#[cfg(test)]
+impl Link {
+    /// A link whose wishes a test reads back (`wish`); no task takes its
+    /// events or restart questions (the API server is unreachable).
+    pub(crate) fn recording(metrics: KubernetesMetrics) -> Self {
+        let (events, _) = mpsc::channel(1);
+        let (gate, _) = mpsc::unbounded_channel();
+        Link(Some(Arc::new(Shared {
+            wishes: Mutex::new(BTreeMap::new()),
+            changed: Notify::new(),
+            events,
+            gate,
+            decision_timeout: Duration::from_secs(1),
+            on_unreachable: Unreachable::Restart,
+            metrics,
+            board: Board {
+                status: Arc::default(),
+                parts: Mutex::default(),
+            },
+        })))
+    }
+
+    /// What the condition `t` would be written as now (the worst wish).
+    pub(crate) fn wish(&self, t: ConditionType) -> Option<Desired> {
+        let s = self.0.as_ref()?;
+        let wishes = s.wishes.lock().unwrap_or_else(|e| e.into_inner());
+        conditions::merge(
+            wishes
+                .iter()
+                .filter(|((wt, _), _)| *wt == t)
+                .map(|(_, d)| d),
+        )
+    }
+}
+
 /// The running cluster tasks.
 pub struct Cluster {
     link: Link,

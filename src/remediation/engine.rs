@@ -562,6 +562,13 @@ impl Engine {
             "RUNTIME SURVIVED SIGKILL: blocked in the kernel, a restart cannot help; the node needs a human"
         );
         self.last_decision = "unkillable";
+        self.report.repair_failed(
+            "RuntimeUnkillable",
+            format!(
+                "{} survived SIGKILL: it is blocked in the kernel, so a restart cannot help; the node needs a reboot or replacement ({error}).",
+                self.target
+            ),
+        );
         self.machine
             .restart_finished(decided, Instant::now(), RestartEnd::Failed);
         self.settle("unkillable", |ev| ev.detail = error).await;

@@ -10,6 +10,7 @@
 use super::super::restart::{RestartFuture, UptimeFuture};
 use super::*;
 use crate::config::{RemediationConfig, RestartConfig};
+use crate::kubernetes::conditions::{ConditionType, Status};
 use crate::metrics::Metrics;
 use crate::status::StatusBoard;
 use std::collections::VecDeque;
@@ -188,6 +189,7 @@ impl Builder {
             state_path,
             policy: self.policy,
             dry_run: self.dry_run,
+            cluster: Link::recording(Metrics::new().kubernetes),
             metrics: Metrics::new(),
             status: Arc::default(),
             histories: Arc::default(),
@@ -212,6 +214,8 @@ struct Target {
     metrics: Metrics,
     status: Arc<StatusBoard>,
     histories: Arc<Histories>,
+    /// The node conditions the engines ask for.
+    cluster: Link,
 }
 
 impl Target {
@@ -231,7 +235,7 @@ impl Target {
             restarter,
             metrics: self.metrics.remediation.clone(),
             board: Arc::new(Board::new(Arc::clone(&self.status))),
-            cluster: Link::default(),
+            cluster: self.cluster.clone(),
             pause_configmap: "nodevitals-pause".into(),
             histories: Arc::clone(&self.histories),
             diagnoser: Diagnoser::new(&root.join("proc"), &root.join("cgroup"), 10 * SEC),
@@ -483,6 +487,18 @@ async fn a_runtime_that_survives_sigkill_is_unkillable_not_restarted() {
     let node = Builder::new().restarts_end(&[Scripted::Survives]).start();
     node.round(Outcome::Ok).await;
     node.hang_until_restarted().await;
+    // Still hung: the cluster is told that local repair cannot help.
+    node.round(Outcome::Timeout).await;
+    let escalated = node
+        .target
+        .cluster
+        .wish(ConditionType::RepairFailed)
+        .unwrap();
+    assert_eq!(
+        (escalated.status, escalated.reason),
+        (Status::True, "RuntimeUnkillable"),
+        "{escalated:?}"
+    );
     node.rounds(3, Outcome::Ok).await;
     let events = node.events();
     assert_eq!(events.len(), 1, "{events:?}");
