@@ -100,10 +100,17 @@ impl Engine {
         p.metrics.init(target, method, &states, &reasons, &classes);
         let dumps_kept = dumps::kept(&p.dumps_dir, target).len();
         p.metrics.set_dumps_kept(target, dumps_kept);
-        let kept = p
+        let mut kept = p
             .histories
             .get(&p.state_path)
             .unwrap_or_else(|| Self::load(target, &p));
+        // A restart whose engine stopped (agent killed, config reloaded)
+        // before its outcome: it counts in the budget, its end is unknown.
+        for e in kept.events.iter_mut().filter(|e| e.result == "pending") {
+            e.result = "interrupted".into();
+            e.detail
+                .push_str("; the agent stopped or reloaded before the outcome was known");
+        }
         let machine = Machine::new(p.policy.clone(), kept.history);
         let report = ClusterReport::new(p.cluster.clone(), target);
         Self {

@@ -580,3 +580,17 @@ async fn the_restarters_uptime_holds_a_restart_in_cooldown() {
     let asked = node.fake.uptime_asked.load(Ordering::SeqCst);
     assert_eq!(asked, 60 - (threshold - 1), "asked from the threshold on");
 }
+
+/// An engine replaced (a config reload) while its restart runs leaves no
+/// restart pending for ever: the next engine records it as interrupted, and
+/// it still counts in the budget.
+#[tokio::test(start_paused = true)]
+async fn a_restart_cut_by_a_reload_is_interrupted_not_pending_for_ever() {
+    let mut node = Builder::new().restart_takes(10 * SEC).start();
+    node.round(Outcome::Ok).await;
+    node.hang_until_restarted().await;
+    node.reload().await;
+    node.rounds(3, Outcome::Ok).await;
+    assert_eq!(node.results(), ["interrupted"]);
+    assert_eq!(node.status()["restarts_in_window"], 1);
+}
