@@ -18,6 +18,14 @@ use tokio::time::Instant;
 /// says `ok`.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// `kubelet.url` is not a URL.
+#[derive(Debug, thiserror::Error)]
+#[error("kubelet.url \"{url}\": {source}")]
+pub struct BadKubeletUrl {
+    url: String,
+    source: hyper::http::uri::InvalidUri,
+}
+
 pub struct KubeletProbe {
     url: hyper::Uri,
     interval: Duration,
@@ -40,10 +48,11 @@ impl KubeletProbe {
         interval: Duration,
         timeout: Duration,
         metrics: KubeletMetrics,
-    ) -> Result<Self, String> {
-        let url = url
-            .parse()
-            .map_err(|e| format!("kubelet.url \"{url}\": {e}"))?;
+    ) -> Result<Self, BadKubeletUrl> {
+        let url = url.parse().map_err(|source| BadKubeletUrl {
+            url: url.to_owned(),
+            source,
+        })?;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeout));
         let client = Client::builder(TokioExecutor::new())

@@ -46,8 +46,15 @@ fn has_cpu_controller(dir: &Path) -> bool {
         .is_ok_and(|c| c.split_ascii_whitespace().any(|w| w == "cpu"))
 }
 
+/// No cpu controller where the agent was told to look.
+#[derive(Debug, thiserror::Error)]
+#[error("no cpu controller under {}: neither cgroup.controllers listing \"cpu\" (v2) nor a v1 cpu hierarchy (cpu,cpuacct or cpu); set paths.cgroup to the host's cgroup mount", root.display())]
+pub struct NoCpuController {
+    pub root: PathBuf,
+}
+
 /// Finds the cpu controller under `root`, or says where it looked.
-pub fn detect(root: &Path) -> Result<Layout, String> {
+pub fn detect(root: &Path) -> Result<Layout, NoCpuController> {
     if has_cpu_controller(root) {
         return Ok(Layout::V2 {
             root: root.to_owned(),
@@ -70,10 +77,9 @@ pub fn detect(root: &Path) -> Result<Layout, String> {
     if has_cpu_controller(&unified) {
         return Ok(Layout::V2 { root: unified });
     }
-    Err(format!(
-        "no cpu controller under {}: neither cgroup.controllers listing \"cpu\" (v2) nor a v1 cpu hierarchy (cpu,cpuacct or cpu); set paths.cgroup to the host's cgroup mount",
-        root.display()
-    ))
+    Err(NoCpuController {
+        root: root.to_owned(),
+    })
 }
 
 /// How cgroups are mounted at `root`, for `nodevitals_node_info`: `v2`
@@ -162,7 +168,7 @@ mod tests {
     fn nothing_found_names_the_root() {
         let d = tempfile::tempdir().unwrap();
         touch(d.path(), "cgroup.controllers", "memory pids\n");
-        let e = detect(d.path()).unwrap_err();
+        let e = detect(d.path()).unwrap_err().to_string();
         assert!(e.contains(&d.path().display().to_string()), "{e}");
     }
 }

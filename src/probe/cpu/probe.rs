@@ -112,7 +112,7 @@ impl CpuProbe {
                 Some(s) => s,
                 empty => empty.insert(
                     Scanner::new(&cgroup_root, &proc_root)
-                        .map_err(|e| ProbeError::new(Outcome::Misconfigured, e))?,
+                        .map_err(|e| ProbeError::new(Outcome::Misconfigured, e.to_string()))?,
                 ),
             };
             Ok(Scanned {

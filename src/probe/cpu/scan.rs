@@ -5,7 +5,7 @@
 //! probe to count.
 
 use super::discover::Walker;
-use super::hierarchy::{detect, Layout};
+use super::hierarchy::{detect, Layout, NoCpuController};
 use super::limit::Limit;
 use super::pressure::Pressure;
 use super::reader::Reader;
@@ -43,7 +43,7 @@ pub struct Scanner {
 impl Scanner {
     /// Finds the cpu controller under `cgroup_root`; `proc_root` is where
     /// `pressure/cpu` is read.
-    pub fn new(cgroup_root: &Path, proc_root: &Path) -> Result<Scanner, String> {
+    pub fn new(cgroup_root: &Path, proc_root: &Path) -> Result<Scanner, NoCpuController> {
         let layout = detect(cgroup_root)?;
         Ok(Scanner {
             reader: Reader::new(&layout, proc_root),
