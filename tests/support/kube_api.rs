@@ -119,14 +119,14 @@ impl KubeApi {
         timeout: Duration,
         cond: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let last = self.condition(node, type_);
             if let Some(c) = last.as_ref().filter(|c| cond(c)) {
                 return c.clone();
             }
             assert!(
-                std::time::Instant::now() < deadline,
+                tokio::time::Instant::now() < deadline,
                 "timed out after {timeout:?} waiting for condition {type_} on {node}; it is {last:?}"
             );
             std::thread::sleep(Duration::from_millis(50));
