@@ -10,6 +10,7 @@ pub(crate) mod gzip;
 pub mod health;
 pub(crate) mod ignored_signals;
 pub mod kubernetes;
+pub mod memory;
 pub mod metrics;
 pub(crate) mod notify;
 pub mod once;

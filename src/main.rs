@@ -48,6 +48,8 @@ enum LogFormat {
 }
 
 fn main() -> ExitCode {
+    // Before anything else: may execute the binary again (see `memory`).
+    nodevitals::memory::tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

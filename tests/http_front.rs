@@ -97,4 +97,22 @@ fn idle_and_slowloris_connections_do_not_starve_healthz_and_fds_stay_bounded() {
             "round {round}: the agent holds {max_fds} descriptors (idle: {idle_fds}) for 2,364 hostile connections"
         );
     }
+    // 2,364 hostile connections for 256 places: the table sheds, and counts it.
+    wait_until(
+        Duration::from_secs(30),
+        "nodevitals_http_connections_shed_total{reason=\"capacity\"} above 0",
+        || shed_total(&agent, "capacity") > 0,
+    );
+}
+
+/// `nodevitals_http_connections_shed_total{reason}` as the agent reports it.
+fn shed_total(agent: &AgentProcess, reason: &str) -> u64 {
+    let (status, body) = support::http_get(agent.addr, "/metrics").expect("/metrics");
+    assert_eq!(status, 200);
+    let series = format!("nodevitals_http_connections_shed_total{{reason=\"{reason}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .unwrap_or_else(|| panic!("no {series}in /metrics:\n{body}"))
 }

@@ -1,5 +1,5 @@
 //! Agent-level metrics: build and node info, per-probe success and duration,
-//! config reloads.
+//! config reloads, connections the HTTP front shed.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -32,12 +32,38 @@ struct ResultLabels {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// Why the HTTP front closed a connection to make room for another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShedReason {
+    /// The table of open connections was full.
+    Capacity,
+    /// The process ran out of file descriptors.
+    Descriptors,
+}
+
+impl ShedReason {
+    const ALL: [ShedReason; 2] = [ShedReason::Capacity, ShedReason::Descriptors];
+
+    fn label(self) -> &'static str {
+        match self {
+            ShedReason::Capacity => "capacity",
+            ShedReason::Descriptors => "descriptors",
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct AgentMetrics {
     node_info: Family<NodeLabels, Gauge>,
     probe_success: Family<ProbeLabels, Gauge>,
     probe_duration: Family<ProbeLabels, Histogram>,
     config_reloads: Family<ResultLabels, Counter>,
+    connections_shed: Family<ReasonLabels, Counter>,
 }
 
 impl AgentMetrics {
@@ -54,6 +80,7 @@ impl AgentMetrics {
             probe_success: Family::default(),
             probe_duration: Family::new_with_constructor(super::latency_histogram),
             config_reloads: Family::default(),
+            connections_shed: Family::default(),
         };
         r.register(
             "node_info",
@@ -77,6 +104,16 @@ impl AgentMetrics {
         );
         for result in ["success", "failure"] {
             let _ = m.config_reloads.get_or_create(&ResultLabels { result });
+        }
+        r.register(
+            "http_connections_shed",
+            "Connections the HTTP front closed to let a newer one in: the connection cap was reached (capacity), or file descriptors ran out (descriptors)",
+            m.connections_shed.clone(),
+        );
+        for reason in ShedReason::ALL {
+            let _ = m.connections_shed.get_or_create(&ReasonLabels {
+                reason: reason.label(),
+            });
         }
         m
     }
@@ -109,6 +146,14 @@ impl AgentMetrics {
         let result = if success { "success" } else { "failure" };
         self.config_reloads
             .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    pub fn count_shed(&self, reason: ShedReason) {
+        self.connections_shed
+            .get_or_create(&ReasonLabels {
+                reason: reason.label(),
+            })
             .inc();
     }
 }

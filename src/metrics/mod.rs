@@ -19,7 +19,7 @@ mod kubernetes;
 mod remediation;
 mod runtime;
 
-pub use agent::{AgentMetrics, NodeLabels};
+pub use agent::{AgentMetrics, NodeLabels, ShedReason};
 pub use cpu::{
     ContainerName, ContainerValues, CpuMetrics, CpuSeries, PressureTotals, ThrottleCounts,
 };

@@ -7,13 +7,14 @@
 //! probe or a scrape sends its request with its first packet: until its task
 //! has read that, the connection is not yet a candidate, and once it has, the
 //! request is in flight. So a flood of reconnecting clients, however fast it
-//! churns the table, cannot push a probe out before it was read. Emits no
-//! metrics.
+//! churns the table, cannot push a probe out before it was read. Counts what
+//! it sheds, by reason, in `nodevitals_http_connections_shed_total`.
 
+use crate::metrics::{AgentMetrics, ShedReason};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::sync::Notify;
@@ -91,6 +92,9 @@ impl Drop for InFlight {
 pub(crate) struct Admission {
     capacity: usize,
     open: Mutex<Open>,
+    /// Connections that ended, shed or not (their tickets dropped).
+    closed: AtomicU64,
+    metrics: AgentMetrics,
 }
 
 #[derive(Default)]
@@ -109,15 +113,23 @@ pub(crate) struct Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.table.lock().slots.remove(&self.id);
+        self.table.closed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 impl Admission {
-    pub(crate) fn new(capacity: usize) -> Arc<Self> {
+    pub(crate) fn new(capacity: usize, metrics: AgentMetrics) -> Arc<Self> {
         Arc::new(Self {
             capacity: capacity.max(1),
             open: Mutex::new(Open::default()),
+            closed: AtomicU64::new(0),
+            metrics,
         })
+    }
+
+    /// Connections that have ended since the table was made.
+    pub(crate) fn closed(&self) -> u64 {
+        self.closed.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
@@ -128,7 +140,9 @@ impl Admission {
     pub(crate) fn admit(self: &Arc<Self>) -> Ticket {
         let mut open = self.lock();
         while open.slots.len() >= self.capacity {
-            shed_one(&mut open);
+            if shed_one(&mut open) {
+                self.metrics.count_shed(ShedReason::Capacity);
+            }
         }
         let id = open.next_id;
         open.next_id += 1;
@@ -144,11 +158,11 @@ impl Admission {
     /// Sheds one connection to free a descriptor (the process ran out);
     /// false when none is open.
     pub(crate) fn shed_for_descriptor(&self) -> bool {
-        let mut open = self.lock();
-        !open.slots.is_empty() && {
-            shed_one(&mut open);
-            true
+        let shed = shed_one(&mut self.lock());
+        if shed {
+            self.metrics.count_shed(ShedReason::Descriptors);
         }
+        shed
     }
 
     #[cfg(test)]
@@ -159,8 +173,8 @@ impl Admission {
 
 /// Closes the oldest idle connection already read, else the oldest idle one,
 /// else the oldest; the table forgets it at once (its task closes the socket
-/// when it next runs).
-fn shed_one(open: &mut Open) {
+/// when it next runs). False when the table is empty.
+fn shed_one(open: &mut Open) -> bool {
     let idle = |s: &Arc<Slot>| !s.busy();
     let victim = open
         .slots
@@ -169,16 +183,25 @@ fn shed_one(open: &mut Open) {
         .or_else(|| open.slots.iter().find(|(_, s)| idle(s)))
         .or_else(|| open.slots.iter().next())
         .map(|(id, _)| *id);
-    if let Some(slot) = victim.and_then(|id| open.slots.remove(&id)) {
-        // notify_one keeps a permit: the task sees it even if not waiting yet.
-        slot.shed.notify_one();
+    match victim.and_then(|id| open.slots.remove(&id)) {
+        Some(slot) => {
+            // notify_one keeps a permit: the task sees it even if not waiting yet.
+            slot.shed.notify_one();
+            true
+        }
+        None => false,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Metrics;
     use std::time::Duration;
+
+    fn table(capacity: usize) -> Arc<Admission> {
+        Admission::new(capacity, Metrics::new().agent.clone())
+    }
 
     async fn is_shed(slot: &Slot) -> bool {
         tokio::time::timeout(Duration::from_millis(10), slot.shed())
@@ -195,7 +218,7 @@ mod tests {
 
     #[tokio::test]
     async fn full_table_sheds_the_oldest_idle_connection_first() {
-        let table = Admission::new(3);
+        let table = table(3);
         let busy = table.admit();
         let _request = busy.slot.begin_request();
         let idle_old = table.admit();
@@ -213,7 +236,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_not_yet_read_outlives_older_idle_ones_that_were() {
-        let table = Admission::new(3);
+        let table = table(3);
         let unread = table.admit();
         let read_old = table.admit();
         let read_new = table.admit();
@@ -238,7 +261,7 @@ mod tests {
 
     #[tokio::test]
     async fn with_every_connection_busy_the_oldest_goes_and_the_newest_gets_in() {
-        let table = Admission::new(2);
+        let table = table(2);
         let a = table.admit();
         let _ra = a.slot.begin_request();
         let b = table.admit();
@@ -252,7 +275,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_finished_request_makes_its_connection_idle_and_a_dropped_ticket_frees_its_place() {
-        let table = Admission::new(2);
+        let table = table(2);
         let a = table.admit();
         drop(a.slot.begin_request());
         let b = table.admit();
@@ -264,5 +287,34 @@ mod tests {
         assert!(table.shed_for_descriptor());
         assert!(is_shed(&b.slot).await);
         assert!(!table.shed_for_descriptor(), "nothing left to shed");
+    }
+
+    #[tokio::test]
+    async fn what_is_shed_is_counted_by_reason_and_every_close_is_counted() {
+        let metrics = Metrics::new();
+        let table = Admission::new(1, metrics.agent.clone());
+        let shed_count = |reason: &str| {
+            let needle = format!("nodevitals_http_connections_shed_total{{reason=\"{reason}\"}} ");
+            let text = metrics.encode();
+            let line = text.lines().find(|l| l.starts_with(&needle));
+            line.and_then(|l| l[needle.len()..].parse::<u64>().ok())
+        };
+        assert_eq!(
+            shed_count("capacity"),
+            Some(0),
+            "the series exist from start"
+        );
+        assert_eq!(shed_count("descriptors"), Some(0));
+        let a = table.admit();
+        let b = table.admit();
+        assert!(is_shed(&a.slot).await);
+        assert!(table.shed_for_descriptor());
+        assert!(is_shed(&b.slot).await);
+        assert!(!table.shed_for_descriptor(), "an empty table sheds nothing");
+        assert_eq!(shed_count("capacity"), Some(1));
+        assert_eq!(shed_count("descriptors"), Some(1));
+        assert_eq!(table.closed(), 0, "shed, but their tasks still hold them");
+        drop((a, b));
+        assert_eq!(table.closed(), 2);
     }
 }
