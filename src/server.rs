@@ -100,7 +100,8 @@ pub async fn serve(listener: TcpListener, state: AppState) {
                 continue;
             }
         };
-        tokio::spawn(serve_connection(stream, table.admit(), state.clone()));
+        let ticket = table.admit(std::os::fd::AsRawFd::as_raw_fd(&stream));
+        tokio::spawn(serve_connection(stream, ticket, state.clone()));
     }
 }
 

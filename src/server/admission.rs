@@ -1,18 +1,21 @@
 //! Which connections the HTTP front keeps: at most `capacity` open at once, and
 //! the newest always gets in. When full, the oldest connection with no request
-//! in flight that has already been read (idle keep-alive, a client still
-//! sending its headers: the cheap ones to hold and the slowloris ones) is
-//! closed to make room; failing that the oldest with no request in flight,
-//! else the oldest of all (a client stalled reading its answer). A kubelet
-//! probe or a scrape sends its request with its first packet: until its task
-//! has read that, the connection is not yet a candidate, and once it has, the
-//! request is in flight. So a flood of reconnecting clients, however fast it
-//! churns the table, cannot push a probe out before it was read. Counts what
+//! in flight that has already been read and has nothing unread in its socket
+//! (idle keep-alive, a client still sending its headers: the cheap ones to
+//! hold and the slowloris ones) is closed to make room; failing that the
+//! oldest with no request in flight and nothing unread, then the oldest with
+//! no request in flight, else the oldest of all (a client stalled reading its
+//! answer). A kubelet probe or a scrape sends its request with its first
+//! packet: from its arrival until its task has parsed it, the bytes wait in
+//! the socket, and once parsed the request is in flight. So a flood of
+//! reconnecting clients, however fast it churns the table and however late
+//! the probe's task runs, cannot push a probe out before it was read. Counts what
 //! it sheds, by reason, in `nodevitals_http_connections_shed_total`.
 
 use crate::metrics::{AgentMetrics, ShedReason};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,8 +23,10 @@ use std::task::{Context, Poll};
 use tokio::sync::Notify;
 
 /// One open connection as the table sees it.
-#[derive(Default)]
 pub(crate) struct Slot {
+    /// Its socket, asked how many bytes wait unread (never read or closed
+    /// here; once the connection is gone, the answer is only a guess).
+    fd: RawFd,
     /// Requests being answered (0 or 1 on HTTP/1.1).
     in_flight: AtomicUsize,
     /// Its task has read all the client had sent and waits for more: what
@@ -59,6 +64,15 @@ impl Slot {
 
     fn settled(&self) -> bool {
         self.settled.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the client sent that wait in the socket, not yet read.
+    fn unread(&self) -> bool {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int to the pointer given; on a
+        // descriptor that is not a socket (or no longer open) it fails.
+        let rc = unsafe { libc::ioctl(self.fd, libc::FIONREAD, &mut n) };
+        rc == 0 && n > 0
     }
 }
 
@@ -136,8 +150,9 @@ impl Admission {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Admits a new connection, shedding one when the table is full.
-    pub(crate) fn admit(self: &Arc<Self>) -> Ticket {
+    /// Admits a new connection on socket `fd`, shedding one when the table
+    /// is full.
+    pub(crate) fn admit(self: &Arc<Self>, fd: RawFd) -> Ticket {
         let mut open = self.lock();
         while open.slots.len() >= self.capacity {
             if shed_one(&mut open) {
@@ -146,7 +161,12 @@ impl Admission {
         }
         let id = open.next_id;
         open.next_id += 1;
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Slot {
+            fd,
+            in_flight: AtomicUsize::new(0),
+            settled: AtomicBool::new(false),
+            shed: Notify::new(),
+        });
         open.slots.insert(id, Arc::clone(&slot));
         Ticket {
             table: Arc::clone(self),
@@ -171,15 +191,18 @@ impl Admission {
     }
 }
 
-/// Closes the oldest idle connection already read, else the oldest idle one,
-/// else the oldest; the table forgets it at once (its task closes the socket
-/// when it next runs). False when the table is empty.
+/// Closes the oldest idle connection already read with nothing unread, else
+/// the oldest idle one with nothing unread, else the oldest idle one, else
+/// the oldest; the table forgets it at once (its task closes the socket when
+/// it next runs). False when the table is empty.
 fn shed_one(open: &mut Open) -> bool {
     let idle = |s: &Arc<Slot>| !s.busy();
+    let quiet = |s: &Arc<Slot>| idle(s) && !s.unread();
     let victim = open
         .slots
         .iter()
-        .find(|(_, s)| idle(s) && s.settled())
+        .find(|(_, s)| quiet(s) && s.settled())
+        .or_else(|| open.slots.iter().find(|(_, s)| quiet(s)))
         .or_else(|| open.slots.iter().find(|(_, s)| idle(s)))
         .or_else(|| open.slots.iter().next())
         .map(|(id, _)| *id);
@@ -199,8 +222,55 @@ mod tests {
     use crate::metrics::Metrics;
     use std::time::Duration;
 
+    /// Not a descriptor: nothing unread.
+    const NO_SOCKET: RawFd = -1;
+
     fn table(capacity: usize) -> Arc<Admission> {
         Admission::new(capacity, Metrics::new().agent.clone())
+    }
+
+    /// The server's end of a loopback connection whose client sent `sent`,
+    /// with the client's end (which must stay open).
+    #[allow(clippy::disallowed_methods)]
+    fn accepted(sent: &[u8]) -> (std::net::TcpStream, std::net::TcpStream) {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.write_all(sent).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        // Loopback delivers at once; wait for it anyway, bounded.
+        let mut buf = [0u8; 1];
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        if !sent.is_empty() {
+            assert_eq!(server.peek(&mut buf).unwrap(), 1);
+        }
+        (server, client)
+    }
+
+    #[tokio::test]
+    async fn a_request_waiting_in_its_socket_outlives_younger_quiet_connections() {
+        use std::os::fd::AsRawFd;
+        let table = table(2);
+        let (probe, _c1) = accepted(b"GET /healthz HTTP/1.1\r\n\r\n");
+        let (quiet, _c2) = accepted(b"");
+        // The probe's task read nothing yet, or read before its bytes came:
+        // settled either way, and the oldest.
+        let probe_t = table.admit(probe.as_raw_fd());
+        let quiet_t = table.admit(quiet.as_raw_fd());
+        settle(&probe_t).await;
+        settle(&quiet_t).await;
+        let newest = table.admit(NO_SOCKET);
+        assert!(is_shed(&quiet_t.slot).await, "younger, but nothing to read");
+        assert!(
+            !is_shed(&probe_t.slot).await,
+            "its request waits to be read"
+        );
+        // Even a connection not read yet goes first if nothing waits in it.
+        let _newer = table.admit(NO_SOCKET);
+        assert!(is_shed(&newest.slot).await);
+        assert!(!is_shed(&probe_t.slot).await);
     }
 
     async fn is_shed(slot: &Slot) -> bool {
@@ -219,14 +289,14 @@ mod tests {
     #[tokio::test]
     async fn full_table_sheds_the_oldest_idle_connection_first() {
         let table = table(3);
-        let busy = table.admit();
+        let busy = table.admit(NO_SOCKET);
         let _request = busy.slot.begin_request();
-        let idle_old = table.admit();
-        let idle_new = table.admit();
+        let idle_old = table.admit(NO_SOCKET);
+        let idle_new = table.admit(NO_SOCKET);
         for t in [&busy, &idle_old, &idle_new] {
             settle(t).await;
         }
-        let newest = table.admit();
+        let newest = table.admit(NO_SOCKET);
         assert_eq!(table.len(), 3);
         assert!(is_shed(&idle_old.slot).await, "the oldest idle one goes");
         assert!(!is_shed(&busy.slot).await, "older, but answering");
@@ -237,12 +307,12 @@ mod tests {
     #[tokio::test]
     async fn a_connection_not_yet_read_outlives_older_idle_ones_that_were() {
         let table = table(3);
-        let unread = table.admit();
-        let read_old = table.admit();
-        let read_new = table.admit();
+        let unread = table.admit(NO_SOCKET);
+        let read_old = table.admit(NO_SOCKET);
+        let read_new = table.admit(NO_SOCKET);
         settle(&read_old).await;
         settle(&read_new).await;
-        let newest = table.admit();
+        let newest = table.admit(NO_SOCKET);
         assert!(
             is_shed(&read_old.slot).await,
             "read and idle: the candidate"
@@ -251,10 +321,10 @@ mod tests {
             !is_shed(&unread.slot).await,
             "oldest, but its request may be unread"
         );
-        let _newer = table.admit();
+        let _newer = table.admit(NO_SOCKET);
         assert!(is_shed(&read_new.slot).await);
         // Nothing read is left to choose: the oldest unread one goes.
-        let _newest_yet = table.admit();
+        let _newest_yet = table.admit(NO_SOCKET);
         assert!(is_shed(&unread.slot).await);
         assert!(!is_shed(&newest.slot).await);
     }
@@ -262,11 +332,11 @@ mod tests {
     #[tokio::test]
     async fn with_every_connection_busy_the_oldest_goes_and_the_newest_gets_in() {
         let table = table(2);
-        let a = table.admit();
+        let a = table.admit(NO_SOCKET);
         let _ra = a.slot.begin_request();
-        let b = table.admit();
+        let b = table.admit(NO_SOCKET);
         let _rb = b.slot.begin_request();
-        let c = table.admit();
+        let c = table.admit(NO_SOCKET);
         assert!(is_shed(&a.slot).await);
         assert!(!is_shed(&b.slot).await);
         assert!(!is_shed(&c.slot).await);
@@ -276,11 +346,11 @@ mod tests {
     #[tokio::test]
     async fn a_finished_request_makes_its_connection_idle_and_a_dropped_ticket_frees_its_place() {
         let table = table(2);
-        let a = table.admit();
+        let a = table.admit(NO_SOCKET);
         drop(a.slot.begin_request());
-        let b = table.admit();
+        let b = table.admit(NO_SOCKET);
         let _rb = b.slot.begin_request();
-        let c = table.admit();
+        let c = table.admit(NO_SOCKET);
         assert!(is_shed(&a.slot).await, "idle again after its answer");
         drop(c);
         assert_eq!(table.len(), 1, "a shed, c gone");
@@ -305,8 +375,8 @@ mod tests {
             "the series exist from start"
         );
         assert_eq!(shed_count("descriptors"), Some(0));
-        let a = table.admit();
-        let b = table.admit();
+        let a = table.admit(NO_SOCKET);
+        let b = table.admit(NO_SOCKET);
         assert!(is_shed(&a.slot).await);
         assert!(table.shed_for_descriptor());
         assert!(is_shed(&b.slot).await);
