@@ -196,16 +196,27 @@ impl Admission {
 /// the oldest; the table forgets it at once (its task closes the socket when
 /// it next runs). False when the table is empty.
 fn shed_one(open: &mut Open) -> bool {
-    let idle = |s: &Arc<Slot>| !s.busy();
-    let quiet = |s: &Arc<Slot>| idle(s) && !s.unread();
-    let victim = open
-        .slots
-        .iter()
-        .find(|(_, s)| quiet(s) && s.settled())
-        .or_else(|| open.slots.iter().find(|(_, s)| quiet(s)))
-        .or_else(|| open.slots.iter().find(|(_, s)| idle(s)))
-        .or_else(|| open.slots.iter().next())
-        .map(|(id, _)| *id);
+    // One pass, oldest first: each socket is asked at most once, and the
+    // walk stops at the first connection of the best kind.
+    let mut victim: Option<(u8, u64)> = None;
+    for (id, s) in &open.slots {
+        let rank = if s.busy() {
+            3
+        } else if s.unread() {
+            2
+        } else if s.settled() {
+            0
+        } else {
+            1
+        };
+        if victim.is_none_or(|(best, _)| rank < best) {
+            victim = Some((rank, *id));
+        }
+        if rank == 0 {
+            break;
+        }
+    }
+    let victim = victim.map(|(_, id)| id);
     match victim.and_then(|id| open.slots.remove(&id)) {
         Some(slot) => {
             // notify_one keeps a permit: the task sees it even if not waiting yet.
