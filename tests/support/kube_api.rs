@@ -5,7 +5,7 @@
 //! on the test machines. Stopped by PID when dropped; its state file lets a
 //! test stop it ("down") and start it again on the same port.
 
-use super::http_get;
+use super::{http_get, wait_for};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -119,18 +119,14 @@ impl KubeApi {
         timeout: Duration,
         cond: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let last = self.condition(node, type_);
-            if let Some(c) = last.as_ref().filter(|c| cond(c)) {
-                return c.clone();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for condition {type_} on {node}; it is {last:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for(
+            timeout,
+            &format!("condition {type_} on {node}"),
+            || match self.condition(node, type_) {
+                Some(c) if cond(&c) => Ok(c),
+                last => Err(format!("{last:?}")),
+            },
+        )
     }
 
     /// Events stored about `node` with `reason`.

@@ -47,11 +47,32 @@ pub const OTHER_PROBES_OFF: &str = other_probes_off!();
 
 /// Polls `cond` every 50 ms until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    wait_for(timeout, what, || {
+        cond().then_some(()).ok_or_else(String::new)
+    });
+}
+
+/// Polls `look` every 50 ms until it finds what it waits for or `timeout`
+/// passes; on a timeout the panic shows what `look` last saw instead.
+pub fn wait_for<T>(
+    timeout: Duration,
+    what: &str,
+    mut look: impl FnMut() -> Result<T, String>,
+) -> T {
     let deadline = Instant::now() + timeout;
-    while !cond() {
+    loop {
+        let seen = match look() {
+            Ok(found) => return found,
+            Err(seen) => seen,
+        };
         assert!(
             Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
+            "timed out after {timeout:?} waiting for {what}{}",
+            if seen.is_empty() {
+                String::new()
+            } else {
+                format!("; it is {seen}")
+            }
         );
         std::thread::sleep(Duration::from_millis(50));
     }
