@@ -106,7 +106,7 @@ impl Engine {
             .unwrap_or_else(|| Self::load(target, &p));
         // A restart whose engine stopped (agent killed, config reloaded)
         // before its outcome: it counts in the budget, its end is unknown.
-        for e in kept.events.iter_mut().filter(|e| e.result == "pending") {
+        for e in kept.events.iter_mut().filter(|e| e.is_pending()) {
             e.result = "interrupted".into();
             e.detail
                 .push_str("; the agent stopped or reloaded before the outcome was known");
@@ -526,7 +526,7 @@ impl Engine {
                     detail,
                     "restart issued; awaiting recovery"
                 );
-                let pending = self.events.last().filter(|e| e.result == "pending");
+                let pending = self.events.last().filter(|e| e.is_pending());
                 self.report.restart_issued(&IssuedRestart {
                     method: self.method,
                     detail: &detail,
@@ -623,7 +623,7 @@ impl Engine {
     }
 
     fn pending_event(&mut self) -> Option<&mut Event> {
-        self.events.last_mut().filter(|e| e.result == "pending")
+        self.events.last_mut().filter(|e| e.is_pending())
     }
 
     /// Persists the history; whether it was.

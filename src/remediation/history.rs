@@ -63,7 +63,8 @@ impl History {
 pub(crate) struct Event {
     pub at_unix: f64,
     pub method: String,
-    /// `success|failure|dry_run`, or `pending` while recovery is awaited.
+    /// `success|failure|dry_run|unkillable`, `pending` while recovery is
+    /// awaited, `interrupted` when the engine stopped before it.
     pub result: String,
     pub recovery_seconds: Option<f64>,
     pub running_before: Option<u64>,
@@ -76,6 +77,13 @@ pub(crate) struct Event {
     /// Where the runtime's stack dump of this restart was kept.
     #[serde(default)]
     pub dump: Option<String>,
+}
+
+impl Event {
+    /// A restart issued whose outcome is not known yet.
+    pub(crate) fn is_pending(&self) -> bool {
+        self.result == "pending"
+    }
 }
 
 /// What "later than anything configured" saturates to.
