@@ -50,6 +50,20 @@ struct Shared {
     board: Board,
 }
 
+impl Shared {
+    /// Condition `t` merged over the sources that have an opinion on it (the
+    /// worst wish wins); `None` when none has.
+    fn wish(&self, t: ConditionType) -> Option<Desired> {
+        let wishes = self.wishes.lock().unwrap_or_else(|e| e.into_inner());
+        conditions::merge(
+            wishes
+                .iter()
+                .filter(|((wt, _), _)| *wt == t)
+                .map(|(_, d)| d),
+        )
+    }
+}
+
 /// The `kubernetes` section of `/status`: conditions as last written, the
 /// slot, the last API error.
 struct Board {
@@ -139,16 +153,9 @@ impl Link {
         })))
     }
 
-    /// What the condition `t` would be written as now (the worst wish).
+    /// What the condition `t` would be written as now.
     pub(crate) fn wish(&self, t: ConditionType) -> Option<Desired> {
-        let s = self.0.as_ref()?;
-        let wishes = s.wishes.lock().unwrap_or_else(|e| e.into_inner());
-        conditions::merge(
-            wishes
-                .iter()
-                .filter(|((wt, _), _)| *wt == t)
-                .map(|(_, d)| d),
-        )
+        self.0.as_ref()?.wish(t)
     }
 }
 

@@ -242,16 +242,9 @@ impl Writer {
 
     /// Each condition some source has an opinion on, merged over sources.
     fn wanted(&self) -> BTreeMap<ConditionType, conditions::Desired> {
-        let wishes = self.shared.wishes.lock().unwrap_or_else(|e| e.into_inner());
         ConditionType::ALL
             .into_iter()
-            .filter_map(|t| {
-                let of_type = wishes
-                    .iter()
-                    .filter(|((wt, _), _)| *wt == t)
-                    .map(|(_, d)| d);
-                conditions::merge(of_type).map(|d| (t, d))
-            })
+            .filter_map(|t| self.shared.wish(t).map(|d| (t, d)))
             .collect()
     }
 }
