@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 use support::containerd::Containerd;
 use support::process::alive;
-use support::{short_tempdir, AgentProcess, Metrics};
+use support::{short_tempdir, wait_for, AgentProcess, Metrics};
 
 /// The restarter finds containerd by the supervisor's pidfile: matching the
 /// executable name would also find other tests' containerds on this machine.
@@ -85,13 +85,19 @@ fn frozen_containerd_is_restarted_and_its_shims_survive() {
         )
         .is_some_and(|b| b > 0.0)
     });
-    let (_, status) = agent.get("/status");
-    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
-    assert_eq!(
-        status["remediation"]["containerd"]["runtime_root"]["path"],
-        c.dir.path().join("root").display().to_string(),
-        "{status:#}"
-    );
+    // `/status` shows it from the engine's next publication on, which may
+    // come a round after the metric.
+    let root = c.dir.path().join("root").display().to_string();
+    wait_for(Duration::from_secs(20), "the root on /status", || {
+        let (_, status) = agent.get("/status");
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        let shown = &status["remediation"]["containerd"]["runtime_root"]["path"];
+        if *shown == serde_json::Value::String(root.clone()) {
+            Ok(())
+        } else {
+            Err(format!("{status:#}"))
+        }
+    });
 
     support::process::signal(old, libc::SIGSTOP);
     let m = agent.wait_metrics(
